@@ -1,0 +1,48 @@
+# Everything bootstraps .venv itself: a fresh machine needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast lint format typecheck bench clean
+
+help:
+	@echo "make run        start a private Valkey, one worker and the web app on :8000"
+	@echo "make test       install and run the whole test suite"
+	@echo "make lint       ruff check + ruff format --check"
+	@echo "make typecheck  mypy --strict on service/ and worker_settings.py"
+	@echo "make format     ruff format + ruff check --fix"
+	@echo "make bench      benchmarks against the Celery tutorial stack and bare arq"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m service run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy service worker_settings.py
+
+bench: $(STAMP)
+	@echo "make bench: not built yet (issue 8)"
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""fastapi-arq-jobs: background jobs for FastAPI on arq and Redis."""

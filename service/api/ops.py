@@ -1,0 +1,33 @@
+"""Operations: the health check that load balancers and the compose file poll."""
+
+import time
+
+from arq.constants import default_queue_name
+from fastapi import APIRouter, Response, status
+from redis.exceptions import RedisError
+
+from .. import keys
+from ..deps import ArqDep
+from ..errors import RETRY_AFTER_S
+from ..schemas import HealthOut
+
+router = APIRouter(tags=["operations"])
+
+# A worker counts as alive while its heartbeat is younger than this (it beats every WORKER_HEARTBEAT_S).
+WORKER_ALIVE_S = 10
+
+
+@router.get("/health", responses={503: {"model": HealthOut}})
+async def read_health(arq: ArqDep, response: Response) -> HealthOut:
+    """`ok` with the number of live workers and queued jobs; 503 with the same shape while Redis is unreachable."""
+    alive_since_ms = int((time.time() - WORKER_ALIVE_S) * 1000)
+    try:
+        async with arq.pipeline(transaction=False) as pipe:
+            pipe.zcount(keys.WORKERS_ZSET, alive_since_ms, "+inf")
+            pipe.zcard(default_queue_name)
+            workers, queued = await pipe.execute()
+    except (RedisError, OSError):
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return HealthOut(status="unavailable", redis="unavailable", workers=0, queued=0)
+    return HealthOut(status="ok", redis="ok", workers=workers, queued=queued)

@@ -1,0 +1,94 @@
+"""`make run`: a private Valkey server (unless REDIS_URL is set), one arq worker and the web app, until Ctrl-C."""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .devserver import ValkeyServer, port_in_use
+from .settings import DEV_REDIS_PORT, get_settings
+
+logger = logging.getLogger(__name__)
+
+WEB_HOST = os.environ.get("HOST", "127.0.0.1")
+WEB_PORT = int(os.environ.get("PORT", "8000"))
+READY_TIMEOUT_S = 60.0
+STOP_GRACE_S = 30.0
+
+
+def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Own session each: Ctrl-C reaches only this runner, which then stops web, worker and server in order.
+    return subprocess.Popen(cmd, env=env, start_new_session=True)
+
+
+def _wait_for_web(url: str, children: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise RuntimeError("a process exited during start-up; see its output above")
+        try:
+            with urllib.request.urlopen(url + "health", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError(f"the web app did not answer on {url} within {READY_TIMEOUT_S:.0f} s")
+
+
+def _stop(child: subprocess.Popen[bytes], name: str) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        print(f"{name} did not stop within {STOP_GRACE_S:.0f} s; killing it", file=sys.stderr)
+        child.kill()
+        child.wait()
+
+
+def main() -> int:
+    settings = get_settings()
+    env = dict(os.environ)
+    server: ValkeyServer | None = None
+    if "REDIS_URL" not in os.environ:
+        if port_in_use(DEV_REDIS_PORT):
+            print(f"port {DEV_REDIS_PORT} is taken: is another `make run` going? Or set REDIS_URL.", file=sys.stderr)
+            return 1
+        server = ValkeyServer(DEV_REDIS_PORT, Path(settings.data_dir).resolve() / "valkey", persistent=True, own_session=True)
+        server.start()
+        env["REDIS_URL"] = server.url
+        print(f"valkey-server on {server.url}, append-only file in {server.directory}", flush=True)
+
+    worker = _spawn([sys.executable, "-m", "arq", "worker_settings.WorkerSettings"], env)
+    web = _spawn(
+        [sys.executable, "-m", "uvicorn", "service.main:app", "--host", WEB_HOST, "--port", str(WEB_PORT)], env
+    )
+    children = {"web": web, "worker": worker}
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    code = 0
+    try:
+        url = f"http://{WEB_HOST}:{WEB_PORT}/"
+        _wait_for_web(url, list(children.values()))
+        print(f"\n  Ready: open {url}  (API docs: {url}docs)  -  Ctrl-C stops everything.\n", flush=True)
+        while not stop.wait(0.5):
+            exited = [name for name, child in children.items() if child.poll() is not None]
+            if exited:
+                print(f"{', '.join(exited)} exited; stopping the rest", file=sys.stderr)
+                code = 1
+                break
+    except RuntimeError as e:
+        print(f"make run: {e}", file=sys.stderr)
+        code = 1
+    finally:
+        for name, child in children.items():
+            _stop(child, name)
+        if server is not None:
+            server.stop()
+    return code

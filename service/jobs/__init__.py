@@ -1,0 +1,33 @@
+"""The worker's job functions and its start-up and shutdown hooks."""
+
+import asyncio
+import contextlib
+from typing import Any
+
+from ..settings import get_settings
+from . import heartbeat, wakeup
+from .context import job_redis
+from .runtime import job_function
+from .tasks import run_sleep_task
+
+FUNCTIONS = [job_function(run_sleep_task)]
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Fill only the ctx keys still missing (tests inject their own), then start the background loops."""
+    ctx.setdefault("settings", get_settings())
+    ctx.setdefault("worker_id", heartbeat.new_worker_id())
+    redis = job_redis(ctx)
+    ctx["background_tasks"] = [
+        asyncio.create_task(heartbeat.beat_forever(redis, ctx["worker_id"]), name="heartbeat"),
+        asyncio.create_task(wakeup.listen_for_wakeups(redis), name="wakeup-listener"),
+    ]
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    tasks: list[asyncio.Task[None]] = ctx.pop("background_tasks", [])
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await heartbeat.forget(job_redis(ctx), ctx["worker_id"])

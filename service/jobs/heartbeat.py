@@ -1,0 +1,52 @@
+"""A heartbeat per worker process, so `/health` counts live workers one by one."""
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+
+import orjson
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from .. import keys
+
+logger = logging.getLogger(__name__)
+
+WORKER_HEARTBEAT_S = 2.0
+# Entries of workers that stopped beating this long ago are pruned from the set.
+FORGET_AFTER_S = 3600
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+async def beat(redis: ArqRedis, worker_id: str, started_ms: int) -> None:
+    now_ms = int(time.time() * 1000)
+    info = orjson.dumps({"id": worker_id, "pid": os.getpid(), "host": socket.gethostname(), "started_at": started_ms})
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zadd(keys.WORKERS_ZSET, {worker_id: now_ms})
+        pipe.zremrangebyscore(keys.WORKERS_ZSET, "-inf", now_ms - FORGET_AFTER_S * 1000)
+        pipe.set(keys.worker_info(worker_id), info, ex=int(FORGET_AFTER_S))
+        await pipe.execute()
+
+
+async def beat_forever(redis: ArqRedis, worker_id: str) -> None:
+    started_ms = int(time.time() * 1000)
+    while True:
+        try:
+            await beat(redis, worker_id, started_ms)
+        except (RedisError, OSError) as e:
+            logger.warning("worker heartbeat failed: %r", e)
+        await asyncio.sleep(WORKER_HEARTBEAT_S)
+
+
+async def forget(redis: ArqRedis, worker_id: str) -> None:
+    """Remove a stopping worker at once, so it is not counted for the next ten seconds."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrem(keys.WORKERS_ZSET, worker_id)
+        pipe.delete(keys.worker_info(worker_id))
+        await pipe.execute()

@@ -1,0 +1,82 @@
+"""Wake idle workers the moment a job is queued, instead of after arq's poll delay.
+
+arq has no blocking dequeue: its worker loop (`arq.worker.Worker.main`) polls the queue every `poll_delay`
+seconds through the module-level generator `arq.worker.poll`. We replace that generator with one that also ends
+its wait as soon as a message arrives on `keys.WAKEUP_CHANNEL` (published in the enqueue transaction) or a job
+of this process ends (a slot is free again). `poll_delay` remains the upper bound, for deferred jobs and retries.
+"""
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import arq.worker
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from .. import keys
+
+logger = logging.getLogger(__name__)
+
+_events: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event]" = weakref.WeakKeyDictionary()
+
+
+def _event() -> asyncio.Event:
+    """One wake-up event per event loop: every worker running in this loop wakes on it."""
+    loop = asyncio.get_running_loop()
+    event = _events.get(loop)
+    if event is None:
+        event = _events[loop] = asyncio.Event()
+    return event
+
+
+def wake_local() -> None:
+    _event().set()
+
+
+async def after_job_end(_: dict[str, Any]) -> None:
+    """arq's `after_job_end` hook: a slot is free, so look at the queue again now."""
+    wake_local()
+
+
+async def poll(step: float = 0.5) -> AsyncGenerator[float, None]:
+    """Drop-in for `arq.worker.poll`: yields at most every `step` seconds, and at once after a wake-up."""
+    loop = asyncio.get_running_loop()
+    event = _event()
+    start = loop.time()
+    while True:
+        # Cleared before the worker looks at the queue, so a job queued while it looks wakes it again.
+        event.clear()
+        before = loop.time()
+        yield before - start
+        wait = step - (loop.time() - before)
+        if wait <= 0 or event.is_set():
+            await asyncio.sleep(0)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), wait)
+
+
+def install_wakeup_poll() -> None:
+    """Make arq's worker loop use `poll` above; idempotent."""
+    arq.worker.poll = poll
+
+
+async def listen_for_wakeups(redis: ArqRedis) -> None:
+    """Subscribe to the wake-up channel for the life of the worker, resubscribing after a Redis outage."""
+    event = _event()
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(keys.WAKEUP_CHANNEL)
+                # Jobs may have been queued while we were not listening.
+                event.set()
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        event.set()
+        except (RedisError, OSError) as e:
+            logger.warning("wake-up subscription lost (%r); polling every poll_delay until it is back", e)
+            await asyncio.sleep(1)

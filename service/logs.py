@@ -1,0 +1,25 @@
+"""Logging set-up: one JSON object per line, so a log shipper can parse what web and workers say."""
+
+import logging
+import sys
+from typing import TextIO
+
+from pythonjsonlogger.json import JsonFormatter
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class JsonLinesHandler(logging.StreamHandler[TextIO]):
+    """Writes each record to stderr as one JSON object; extra= fields become keys of their own."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(JsonFormatter(FORMAT, rename_fields={"asctime": "time", "levelname": "level"}))
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send the `service` loggers' records to stderr as JSON lines; idempotent; arq's and uvicorn's stay as they are."""
+    logger = logging.getLogger("service")
+    if not any(isinstance(h, JsonLinesHandler) for h in logger.handlers):
+        logger.addHandler(JsonLinesHandler())
+    logger.setLevel(level)

@@ -1,0 +1,58 @@
+"""Configuration from the environment: the contract's variables, read once per process."""
+
+import logging
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+# `make run` starts its private server here when REDIS_URL is unset, so a worker started by hand in a
+# second terminal finds the same server without any configuration. Never the machine's own 6379.
+DEV_REDIS_PORT = 6390
+DEV_REDIS_URL = f"redis://127.0.0.1:{DEV_REDIS_PORT}/0"
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0000000000"
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the web app, the workers and the token command read from the environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    redis_url: str = DEV_REDIS_URL
+    data_dir: Path = Path("data")
+    sleep_scale: Annotated[float, Field(ge=0), AfterValidator(_finite)] = 1.0
+    secret_key: str = DEV_SECRET_KEY
+    max_active_jobs_per_user: Annotated[int, Field(ge=1)] = 100
+    # How long results (and the report files they point to) are kept after a job ends, in seconds.
+    result_ttl: Annotated[int, Field(ge=1)] = 3600
+
+    @model_validator(mode="after")
+    def _warn_dev_secret(self) -> Self:
+        if self.secret_key == DEV_SECRET_KEY:
+            logger.warning("SECRET_KEY is not set: using the development key; tokens are forgeable")
+        return self
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def notifications_log(self) -> Path:
+        return self.data_dir / "notifications.log"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,122 @@
+"""Shared fixtures: a private Valkey server, settings, the arq pool, the app through httpx, in-process workers."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+from arq.worker import Worker, create_worker
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from service.app import create_app
+from service.connections import web_redis
+from service.devserver import ValkeyServer, free_port
+from service.settings import Settings
+from worker_settings import WorkerSettings
+
+TEST_SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
+# Simulated delays at 1/100: a type-1 task sleeps 0.1 s, a notification 0.05 s.
+TEST_SLEEP_SCALE = 0.01
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
+    """The project's own valkey-server on a free port, in memory; never the machine's server on 6379."""
+    server = ValkeyServer(free_port(), tmp_path_factory.mktemp("valkey"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., ValkeyServer]]:
+    """Private servers for tests that stop, freeze or restart Redis."""
+    servers: list[ValkeyServer] = []
+
+    def make(persistent: bool = False, port: int | None = None) -> ValkeyServer:
+        server = ValkeyServer(port or free_port(), tmp_path / f"valkey-{len(servers)}", persistent=persistent)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def make_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "data_dir": tmp_path / "data",
+        "sleep_scale": TEST_SLEEP_SCALE,
+        "secret_key": TEST_SECRET,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_server: ValkeyServer) -> Settings:
+    return make_settings(tmp_path, redis_server.url)
+
+
+@pytest.fixture
+async def arq_pool(settings: Settings) -> AsyncIterator[ArqRedis]:
+    pool = web_redis(settings)
+    await pool.flushdb()
+    yield pool
+    await pool.aclose(close_connection_pool=True)
+
+
+@pytest.fixture
+async def app(settings: Settings, arq_pool: ArqRedis) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with LifespanManager(application) as manager:
+        yield manager.app  # type: ignore[misc]
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callable[..., Worker]]:
+    """Build in-process workers from the real WorkerSettings (burst mode unless told otherwise)."""
+    workers: list[Worker] = []
+
+    def make(**kwargs: Any) -> Worker:
+        options: dict[str, Any] = {
+            "redis_pool": web_redis(settings),
+            "burst": True,
+            "poll_delay": 0,
+            "handle_signals": False,
+            "ctx": {"settings": settings},
+            **kwargs,
+        }
+        w = create_worker(WorkerSettings, **options)
+        workers.append(w)
+        return w
+
+    yield make
+    for w in workers:
+        await w.close()
+
+
+async def run_until(predicate: Callable[[], Any], what: str, timeout: float = 20) -> Any:
+    """Await `predicate()` until it returns something truthy. The deadline is a hang guard, not a speed check."""
+
+    async def loop() -> Any:
+        while not (value := await predicate()):
+            await asyncio.sleep(0.005)
+        return value
+
+    try:
+        return await asyncio.wait_for(loop(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"gave up waiting for {what} after {timeout} s") from None
