@@ -4,9 +4,11 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,17 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return JSONResponse({"detail": _validation_errors(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    # FastAPI answers 400 when a body cannot even be decoded (bytes that are not UTF-8); the contract treats
+    # every bad body alike, as 422.
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, ValueError):
+        detail = [{"type": "json_invalid", "loc": ["body"], "msg": "the body is not valid UTF-8 JSON"}]
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    response: JSONResponse = await http_exception_handler(request, exc)  # type: ignore[assignment]
+    return response
 
 
 async def _on_not_found(_: Request, exc: Exception) -> JSONResponse:
@@ -69,6 +82,7 @@ def queue_unavailable() -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(JobNotFound, _on_not_found)
     app.add_exception_handler(NotOwner, _on_not_owner)
     app.add_exception_handler(JobNotFinished, _on_not_finished)
