@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 WEB_HOST = os.environ.get("HOST", "127.0.0.1")
 WEB_PORT = int(os.environ.get("PORT", "8000"))
+# Only to run two `make run`s side by side (the test suite does); a worker started by hand then needs REDIS_URL.
+VALKEY_PORT = int(os.environ.get("VALKEY_PORT", str(DEV_REDIS_PORT)))
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 30.0
 
@@ -56,10 +58,12 @@ def main() -> int:
     env = dict(os.environ)
     server: ValkeyServer | None = None
     if "REDIS_URL" not in os.environ:
-        if port_in_use(DEV_REDIS_PORT):
-            print(f"port {DEV_REDIS_PORT} is taken: is another `make run` going? Or set REDIS_URL.", file=sys.stderr)
+        if port_in_use(VALKEY_PORT):
+            print(f"port {VALKEY_PORT} is taken: is another `make run` going? Or set REDIS_URL.", file=sys.stderr)
             return 1
-        server = ValkeyServer(DEV_REDIS_PORT, Path(settings.data_dir).resolve() / "valkey", persistent=True, own_session=True)
+        server = ValkeyServer(
+            VALKEY_PORT, Path(settings.data_dir).resolve() / "valkey", persistent=True, own_session=True
+        )
         server.start()
         env["REDIS_URL"] = server.url
         print(f"valkey-server on {server.url}, append-only file in {server.directory}", flush=True)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 from arq.connections import ArqRedis
+from httpx import AsyncClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from httpx import AsyncClient
 
 JSON = {"content-type": "application/json"}
 
@@ -68,7 +68,9 @@ async def test_very_long_ids_are_refused_with_json(client: AsyncClient, path: st
     assert response.json()["detail"][0]["loc"][0] == "path"
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/tasks"), ("DELETE", "/tasks/x"), ("PUT", "/jobs/x"), ("GET", "/nope")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/tasks"), ("DELETE", "/tasks/x"), ("PUT", "/jobs/x"), ("GET", "/nope")]
+)
 async def test_unknown_routes_and_methods_are_json(client: AsyncClient, method: str, path: str) -> None:
     response = await client.request(method, path)
     assert response.status_code in (404, 405)
@@ -76,9 +78,13 @@ async def test_unknown_routes_and_methods_are_json(client: AsyncClient, method: 
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3))
+json_values = st.recursive(
+    json_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3)
+)
 bodies = st.one_of(
-    st.dictionaries(st.sampled_from(["type", "Type", "x"]), json_values, max_size=3).map(lambda d: json.dumps(d).encode()),
+    st.dictionaries(st.sampled_from(["type", "Type", "x"]), json_values, max_size=3).map(
+        lambda d: json.dumps(d).encode()
+    ),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=64),
 )

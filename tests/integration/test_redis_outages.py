@@ -25,7 +25,11 @@ async def client_for(tmp_path: Path, redis_url: str) -> AsyncIterator[AsyncClien
 async def assert_unavailable(client: AsyncClient) -> list[float]:
     """Every Redis-backed endpoint answers 503 + Retry-After; returns how long each answer took."""
     took = []
-    for method, path, body in [("POST", "/tasks", {"type": 0}), ("GET", "/tasks/abc", None), ("GET", "/jobs/abc", None)]:
+    for method, path, body in [
+        ("POST", "/tasks", {"type": 0}),
+        ("GET", "/tasks/abc", None),
+        ("GET", "/jobs/abc", None),
+    ]:
         started = time.perf_counter()
         response = await client.request(method, path, json=body)
         took.append(time.perf_counter() - started)
@@ -38,7 +42,9 @@ async def assert_unavailable(client: AsyncClient) -> list[float]:
     return took
 
 
-async def test_the_app_starts_while_redis_is_down_and_recovers(tmp_path: Path, redis_server_factory: Callable[..., ValkeyServer]) -> None:
+async def test_the_app_starts_while_redis_is_down_and_recovers(
+    tmp_path: Path, redis_server_factory: Callable[..., ValkeyServer]
+) -> None:
     port = free_port()
     async with client_for(tmp_path, f"redis://127.0.0.1:{port}/0") as client:
         await assert_unavailable(client)
@@ -58,7 +64,9 @@ async def test_a_restart_is_ridden_out(tmp_path: Path, redis_server_factory: Cal
         assert (await client.get(f"/tasks/{task_id}")).json()["task_status"] == "PENDING"
 
 
-async def test_a_frozen_redis_gives_503_not_a_hang(tmp_path: Path, redis_server_factory: Callable[..., ValkeyServer]) -> None:
+async def test_a_frozen_redis_gives_503_not_a_hang(
+    tmp_path: Path, redis_server_factory: Callable[..., ValkeyServer]
+) -> None:
     server = redis_server_factory()
     async with client_for(tmp_path, server.url) as client:
         assert (await client.post("/tasks", json={"type": 0})).status_code == 201

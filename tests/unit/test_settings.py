@@ -24,7 +24,11 @@ def test_reads_the_contracts_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
     monkeypatch.setenv("MAX_ACTIVE_JOBS_PER_USER", "7")
     settings = Settings()
-    assert (settings.redis_url, settings.data_dir, settings.sleep_scale) == ("redis://example:1234/2", Path("/srv/jobs"), 0.5)
+    assert (settings.redis_url, settings.data_dir, settings.sleep_scale) == (
+        "redis://example:1234/2",
+        Path("/srv/jobs"),
+        0.5,
+    )
     assert (settings.secret_key, settings.max_active_jobs_per_user) == ("s" * 40, 7)
 
 

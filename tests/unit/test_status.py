@@ -14,17 +14,41 @@ QUEUED = {"has_definition": True, "in_progress": False, "queued": True, "tries_s
         (ArqState(**{**QUEUED, "tries_started": 1}), Status.RETRY),
         (ArqState(**{**QUEUED, "in_progress": True, "tries_started": 1}), Status.STARTED),
         (ArqState(has_definition=True, in_progress=False, queued=False, tries_started=0), Status.PENDING),
-        (ArqState(has_definition=False, in_progress=False, queued=False, tries_started=0, success=True), Status.SUCCESS),
         (
-            ArqState(has_definition=False, in_progress=False, queued=False, tries_started=0, success=False, error_type="ValueError"),
+            ArqState(has_definition=False, in_progress=False, queued=False, tries_started=0, success=True),
+            Status.SUCCESS,
+        ),
+        (
+            ArqState(
+                has_definition=False,
+                in_progress=False,
+                queued=False,
+                tries_started=0,
+                success=False,
+                error_type="ValueError",
+            ),
             Status.FAILURE,
         ),
         (
-            ArqState(has_definition=False, in_progress=False, queued=False, tries_started=0, success=False, error_type="CancelledError"),
+            ArqState(
+                has_definition=False,
+                in_progress=False,
+                queued=False,
+                tries_started=0,
+                success=False,
+                error_type="CancelledError",
+            ),
             Status.REVOKED,
         ),
         (
-            ArqState(has_definition=False, in_progress=False, queued=False, tries_started=0, success=False, error_type="JobAborted"),
+            ArqState(
+                has_definition=False,
+                in_progress=False,
+                queued=False,
+                tries_started=0,
+                success=False,
+                error_type="JobAborted",
+            ),
             Status.REVOKED,
         ),
         # A result wins over a stale in-progress key (arq deletes it in the same transaction, but be sure).

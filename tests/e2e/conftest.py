@@ -1,0 +1,116 @@
+"""End-to-end fixtures: the contract's own commands (`arq ...`, `uvicorn ...`) as subprocesses."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.devserver import free_port
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = READY_TIMEOUT_S) -> object:
+    """Poll `predicate` until truthy. The deadline is a hang guard, not a speed check."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {timeout} s")
+        time.sleep(0.02)
+    return value
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Signal our own pid only, wait with a deadline, and kill only if it will not stop."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"{self.name} ignored {sig.name} for {STOP_TIMEOUT_S} s; killed") from None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "DATA_DIR": str(settings.data_dir),
+        "SLEEP_SCALE": str(settings.sleep_scale),
+        "SECRET_KEY": settings.secret_key,
+    }
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    procs: list[Proc] = []
+
+    def start(name: str, args: list[str], env: dict[str, str]) -> Proc:
+        log = tmp_path / f"{name}-{len(procs)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = Proc(name, process, log)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.process.poll() is None:
+            proc.stop()
+
+
+def worker_check(env: dict[str, str]) -> bool:
+    check = [sys.executable, "-m", "arq", "--check", "worker_settings.WorkerSettings"]
+    return subprocess.run(check, cwd=ROOT, env=env, capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def start_worker(spawn: Callable[..., Proc], env: dict[str, str]) -> Callable[[], Proc]:
+    def start() -> Proc:
+        proc = spawn("worker", ["-m", "arq", "worker_settings.WorkerSettings"], env)
+        wait_until(lambda: worker_check(env) or proc.process.poll() is not None, "arq --check to pass")
+        assert proc.process.poll() is None, proc.output()
+        return proc
+
+    return start
+
+
+@pytest.fixture
+def start_web(spawn: Callable[..., Proc], env: dict[str, str]) -> Callable[[], str]:
+    def start() -> str:
+        port = free_port()
+        proc = spawn("web", ["-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)], env)
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            assert proc.process.poll() is None, proc.output()
+            try:
+                return httpx.get(url + "/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(answers, "uvicorn to answer")
+        return url
+
+    return start
