@@ -108,15 +108,16 @@ async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callab
         await w.close()
 
 
-async def run_until(predicate: Callable[[], Any], what: str, timeout: float = 20) -> Any:
+async def run_until(predicate: Callable[[], Any], what: str, give_up_after_s: float = 20) -> Any:
     """Await `predicate()` until it returns something truthy. The deadline is a hang guard, not a speed check."""
 
     async def loop() -> Any:
-        while not (value := await predicate()):
+        # The state lives in Redis, read through the API: there is no in-process event to await.
+        while not (value := await predicate()):  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         return value
 
     try:
-        return await asyncio.wait_for(loop(), timeout)
+        return await asyncio.wait_for(loop(), give_up_after_s)
     except TimeoutError:
-        raise AssertionError(f"gave up waiting for {what} after {timeout} s") from None
+        raise AssertionError(f"gave up waiting for {what} after {give_up_after_s} s") from None

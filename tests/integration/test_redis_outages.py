@@ -17,9 +17,11 @@ from tests.conftest import make_settings
 @asynccontextmanager
 async def client_for(tmp_path: Path, redis_url: str) -> AsyncIterator[AsyncClient]:
     app = create_app(make_settings(tmp_path, redis_url))
-    async with LifespanManager(app) as manager:
-        async with AsyncClient(transport=ASGITransport(app=manager.app), base_url="http://test") as client:
-            yield client
+    async with (
+        LifespanManager(app) as manager,
+        AsyncClient(transport=ASGITransport(app=manager.app), base_url="http://test") as client,
+    ):
+        yield client
 
 
 async def assert_unavailable(client: AsyncClient) -> list[float]:
