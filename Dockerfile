@@ -1,0 +1,11 @@
+# One image for the web app and the workers; compose.yaml picks the command.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY worker_settings.py ./
+RUN pip install . && useradd --create-home app && mkdir -p /data && chown app /data
+USER app
+EXPOSE 8000
+CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000"]
