@@ -2,7 +2,7 @@
 
 from service import serialization
 from service.connections import worker_redis_settings
-from service.jobs import FUNCTIONS, shutdown, startup
+from service.jobs import CRON_JOBS, FUNCTIONS, shutdown, startup
 from service.jobs.wakeup import after_job_end, install_wakeup_poll
 from service.logs import configure_logging
 from service.settings import get_settings
@@ -14,6 +14,7 @@ _settings = get_settings()
 
 class WorkerSettings:
     functions = FUNCTIONS
+    cron_jobs = CRON_JOBS
     on_startup = startup
     on_shutdown = shutdown
     after_job_end = after_job_end

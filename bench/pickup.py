@@ -58,7 +58,7 @@ async def measure(redis: ArqRedis, ours: bool, n: int) -> list[float]:
         await asyncio.sleep(random.uniform(0.005, 0.05))
         sent = time.time()
         if ours:
-            job_id = await enqueue(redis, "pickup_probe", {"sent": sent}, record_ttl_s=60)
+            job_id = (await enqueue(redis, "pickup_probe", {"sent": sent}, record_ttl_s=60)).job_id
         else:
             job = await redis.enqueue_job("pickup_probe", sent=sent)
             assert job is not None

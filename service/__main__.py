@@ -8,12 +8,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start a private Valkey server, one worker and the web app on :8000")
+    token = commands.add_parser("token", help="print a bearer token for USER_ID, signed with SECRET_KEY")
+    token.add_argument("user_id")
+    token.add_argument("--admin", action="store_true", help="the token may see and control every user's jobs")
     args = parser.parse_args(argv)
     if args.command == "run":
         from .devrun import main as run
 
         return run()
-    return 2
+    from .auth import create_token, valid_user_id
+    from .settings import get_settings
+
+    if not valid_user_id(args.user_id):
+        parser.error("USER_ID: 1-64 characters of A-Z a-z 0-9 _ . @ + = -, not starting with a dot")
+    sys.stdout.write(create_token(args.user_id, get_settings().secret_key, admin=args.admin) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,14 @@ class JobNotFound(Exception):
     """The id is unknown, or the job and its result have expired."""
 
 
+class NotAuthenticated(Exception):
+    """No bearer token, or one that is invalid, expired or forged."""
+
+    def __init__(self, message: str, *, invalid: bool = False) -> None:
+        super().__init__(message)
+        self.invalid = invalid
+
+
 class NotOwner(Exception):
     """The job belongs to another user."""
 
@@ -53,6 +61,14 @@ async def _on_not_found(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc) or "job not found"}, status_code=status.HTTP_404_NOT_FOUND)
 
 
+async def _on_not_authenticated(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NotAuthenticated)
+    challenge = 'Bearer error="invalid_token"' if exc.invalid else "Bearer"
+    return JSONResponse(
+        {"detail": str(exc)}, status_code=status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": challenge}
+    )
+
+
 async def _on_not_owner(_: Request, exc: Exception) -> JSONResponse:
     detail = str(exc) or "this job belongs to another user"
     return JSONResponse({"detail": detail, "status": "PROTECTED"}, status_code=status.HTTP_403_FORBIDDEN)
@@ -84,6 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(JobNotFound, _on_not_found)
+    app.add_exception_handler(NotAuthenticated, _on_not_authenticated)
     app.add_exception_handler(NotOwner, _on_not_owner)
     app.add_exception_handler(JobNotFinished, _on_not_finished)
     app.add_exception_handler(RedisError, _on_redis_error)

@@ -15,7 +15,8 @@ from arq.constants import (
 )
 
 from . import keys
-from .errors import JobNotFound
+from .auth import User
+from .errors import JobNotFound, NotOwner
 from .schemas import ErrorOut, JobView, ProgressOut
 from .serialization import job_deserializer
 from .status import ArqState, contract_status
@@ -104,3 +105,15 @@ async def read_job(redis: ArqRedis, job_id: str) -> JobView:
         result=result.get("r") if result and success else None,
         error=error,
     )
+
+
+async def read_visible_job(redis: ArqRedis, job_id: str, user: User | None, name: str | None = None) -> JobView:
+    """The job's view if `user` may see it: ownerless jobs to anyone, owned ones to their owner and admins.
+
+    With `name`, a job of another kind is reported as not found (a report id is not a task id)."""
+    job = await read_job(redis, job_id)
+    if name is not None and job.name != name:
+        raise JobNotFound(f"no {name} job with id {job_id!r}")
+    if not (user.may_see(job.owner) if user else job.owner is None):
+        raise NotOwner("this job belongs to another user")
+    return job

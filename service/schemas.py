@@ -1,11 +1,24 @@
 """Request bodies (`...In`) and response models (`...Out`, `...View`) of the HTTP API."""
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 from .status import Status
+
+# Control characters, lone surrogates and line/paragraph separators would forge or break log lines.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _printable(text: str) -> str:
+    if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in text):
+        raise ValueError("must not contain control characters, line separators or lone surrogates")
+    return text
+
+
+SafeText = Annotated[str, Field(max_length=1000), AfterValidator(_printable)]
 
 
 class TaskIn(BaseModel):
@@ -27,6 +40,27 @@ class TaskOut(BaseModel):
     task_id: str
     task_status: Status
     task_result: Any = None
+
+
+class NotificationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: SafeText = Field(default="some notification", description="at most 1000 printable characters")
+
+
+class NotificationOut(BaseModel):
+    message: Literal["Notification sent in the background"] = "Notification sent in the background"
+    task_id: str
+
+
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rows: Annotated[StrictInt, Field(ge=1, le=1_000_000, description="data rows in the CSV")] = 1000
+
+
+class ReportCreatedOut(BaseModel):
+    task_id: str
 
 
 class ErrorOut(BaseModel):
@@ -53,6 +87,13 @@ class JobView(BaseModel):
     progress: ProgressOut | None
     result: Any = None
     error: ErrorOut | None = None
+
+
+class ReportOut(BaseModel):
+    task_id: str
+    status: Status
+    progress: ProgressOut | None
+    download_url: str | None
 
 
 class HealthOut(BaseModel):

@@ -1,16 +1,29 @@
-"""The worker's job functions and its start-up and shutdown hooks."""
+"""The worker's job functions, cron jobs, and start-up and shutdown hooks."""
 
 import asyncio
 import contextlib
 from typing import Any
 
+from arq.cron import cron
+
 from ..settings import get_settings
 from . import heartbeat, wakeup
 from .context import job_redis
-from .runtime import job_function
+from .notifications import send_notification
+from .reports import generate_report, remove_expired_reports
+from .runtime import instrumented, job_function
 from .tasks import run_sleep_task
 
-FUNCTIONS = [job_function(run_sleep_task)]
+FUNCTIONS = [job_function(run_sleep_task), job_function(send_notification), job_function(generate_report)]
+# Every five minutes; `unique` lets one worker of many run it.
+CRON_JOBS = [
+    cron(
+        instrumented(remove_expired_reports, record=False),
+        name="remove_expired_reports",
+        minute=set(range(0, 60, 5)),
+        unique=True,
+    )
+]
 
 
 async def startup(ctx: dict[str, Any]) -> None:

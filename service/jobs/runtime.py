@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry
+from arq.typing import WorkerCoroutine
 from arq.utils import timestamp_ms
 from arq.worker import Function, func
 
 from .. import keys
-from .context import job_redis
+from .context import job_redis, job_settings
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +30,28 @@ def _outcome(exc: BaseException | None) -> str:
     return "failure"
 
 
-def job_function(coroutine: JobCoroutine, *, max_tries: int | None = None, timeout_s: float | None = None) -> Function:
-    """Register `coroutine` with arq under its own name, wrapped with the bookkeeping every job needs."""
+# A record touched at start lives at least this long past the result (arq's job_timeout is 300 s).
+RECORD_MARGIN_S = 600
+
+
+async def _record_start(ctx: dict[str, Any]) -> None:
+    record_key = keys.job_record(ctx["job_id"])
+    async with job_redis(ctx).pipeline(transaction=True) as pipe:
+        pipe.hset(record_key, mapping={"started_at": timestamp_ms(), "attempt": ctx["job_try"]})
+        pipe.expire(record_key, job_settings(ctx).result_ttl + RECORD_MARGIN_S)
+        await pipe.execute()
+
+
+def instrumented(coroutine: JobCoroutine, *, record: bool = True) -> WorkerCoroutine:
+    """Wrap `coroutine` with the bookkeeping every job needs: its start recorded (unless `record` is False, as
+    for cron jobs, which have no record), and one log line at its start and one at its end."""
     name = coroutine.__name__
 
     @functools.wraps(coroutine)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         job_id, job_try = ctx["job_id"], ctx["job_try"]
-        record = {"started_at": timestamp_ms(), "attempt": job_try}
-        # redis-py types its commands as sync-or-async; on the asyncio client this is always awaitable.
-        await job_redis(ctx).hset(keys.job_record(job_id), mapping=record)  # type: ignore[misc]
+        if record:
+            await _record_start(ctx)
         fields = {"job_id": job_id, "job_name": name, "job_try": job_try}
         logger.info("job started", extra=fields)
         started = time.perf_counter()
@@ -57,4 +70,9 @@ def job_function(coroutine: JobCoroutine, *, max_tries: int | None = None, timeo
                 level, "job ended", extra={**fields, "duration_s": duration, "outcome": outcome, "error": error_type}
             )
 
-    return func(run, name=name, max_tries=max_tries, timeout=timeout_s)
+    return run
+
+
+def job_function(coroutine: JobCoroutine, *, max_tries: int | None = None, timeout_s: float | None = None) -> Function:
+    """Register `coroutine` with arq under its own name (the wire format of its jobs), instrumented."""
+    return func(instrumented(coroutine), name=coroutine.__name__, max_tries=max_tries, timeout=timeout_s)

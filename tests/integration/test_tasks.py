@@ -76,7 +76,7 @@ async def test_a_failed_job_reads_failure_with_its_error(
     client: AsyncClient, arq_pool: ArqRedis, worker: Callable[..., Worker]
 ) -> None:
     # A job whose function no worker knows fails in arq itself: the real failure path, end to end.
-    job_id = await enqueue(arq_pool, "no_such_function", {}, record_ttl_s=60)
+    job_id = (await enqueue(arq_pool, "no_such_function", {}, record_ttl_s=60)).job_id
     await worker().main()
     view = (await client.get(f"/jobs/{job_id}")).json()
     assert view == IsPartialDict(status="FAILURE", result=None)

@@ -1,0 +1,74 @@
+"""CSV reports owned by the user who asked for them: request, follow, download."""
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import FileResponse
+
+from ..deps import ArqDep, CurrentUser, IdempotencyKey, JobId, SettingsDep
+from ..errors import JobNotFinished, JobNotFound
+from ..jobs.reports import generate_report, report_path
+from ..jobstore import read_visible_job
+from ..queue import enqueue
+from ..schemas import ErrorDetailOut, ReportCreatedOut, ReportIn, ReportOut
+from ..status import Status
+from .common import log_enqueued
+
+router = APIRouter(
+    prefix="/reports",
+    tags=["reports"],
+    responses={401: {"model": ErrorDetailOut}, 403: {"model": ErrorDetailOut}, 404: {"model": ErrorDetailOut}},
+)
+REPORT = generate_report.__name__
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={200: {"model": ReportCreatedOut}})
+async def create_report(
+    report: ReportIn,
+    user: CurrentUser,
+    arq: ArqDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ReportCreatedOut:
+    """Queue a CSV report of `rows` rows, owned by the caller; follow it at the `Location` header."""
+    queued = await enqueue(
+        arq,
+        REPORT,
+        {"owner": user.id, "rows": report.rows},
+        owner=user.id,
+        record_ttl_s=settings.result_ttl,
+        idempotency_key=idempotency_key,
+    )
+    log_enqueued(queued, REPORT, response)
+    response.headers["Location"] = f"/reports/{queued.job_id}"
+    return ReportCreatedOut(task_id=queued.job_id)
+
+
+@router.get("/{task_id}")
+async def read_report(task_id: JobId, user: CurrentUser, arq: ArqDep) -> ReportOut:
+    """The report's status and progress, and its download URL once it is ready."""
+    job = await read_visible_job(arq, task_id, user, name=REPORT)
+    done = job.status is Status.SUCCESS
+    return ReportOut(
+        task_id=task_id,
+        status=job.status,
+        progress=job.progress,
+        download_url=f"/reports/{task_id}/download" if done else None,
+    )
+
+
+@router.get(
+    "/{task_id}/download",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}}}, 409: {"model": ErrorDetailOut}},
+)
+async def download_report(task_id: JobId, user: CurrentUser, arq: ArqDep, settings: SettingsDep) -> FileResponse:
+    """The finished CSV, streamed. 409 until it is finished; 404 once its result has expired."""
+    # The job's record is checked first: a file whose job has expired is never served, even before the cron
+    # job removes it.
+    job = await read_visible_job(arq, task_id, user, name=REPORT)
+    if job.status is not Status.SUCCESS:
+        raise JobNotFinished(f"the report is {job.status}, not ready for download")
+    path = report_path(settings, job.owner or user.id, task_id)
+    if not path.is_file():
+        raise JobNotFound("the report file is gone")
+    return FileResponse(path, media_type="text/csv", filename=f"report-{task_id}.csv")
