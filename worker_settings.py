@@ -2,8 +2,8 @@
 
 from service import serialization
 from service.connections import worker_redis_settings
-from service.jobs import CRON_JOBS, FUNCTIONS, shutdown, startup
-from service.jobs.wakeup import after_job_end, install_wakeup_poll
+from service.jobs import CRON_JOBS, FUNCTIONS, after_job_end, shutdown, startup
+from service.jobs.wakeup import install_wakeup_poll
 from service.logs import configure_logging
 from service.settings import get_settings
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 2
+QUOTA_RETRY_AFTER_S = 5
 
 
 class JobNotFound(Exception):
@@ -31,8 +32,16 @@ class NotOwner(Exception):
     """The job belongs to another user."""
 
 
-class JobNotFinished(Exception):
-    """The job has no result to hand out yet."""
+class JobStateConflict(Exception):
+    """The job is not in a state that allows this (not finished yet, or already finished)."""
+
+
+class QuotaExceeded(Exception):
+    """The user already has MAX_ACTIVE_JOBS_PER_USER jobs pending or running."""
+
+
+class BadCursor(ValueError):
+    """A listing cursor that this service did not hand out."""
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -78,6 +87,19 @@ async def _on_not_finished(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc) or "job not finished"}, status_code=status.HTTP_409_CONFLICT)
 
 
+async def _on_quota(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": str(exc)},
+        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(QUOTA_RETRY_AFTER_S)},
+    )
+
+
+async def _on_bad_cursor(_: Request, exc: Exception) -> JSONResponse:
+    detail = [{"type": "value_error", "loc": ["query", "cursor"], "msg": str(exc)}]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 async def _on_redis_error(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("redis unavailable during %s %s: %r", request.method, request.url.path, exc)
     return queue_unavailable()
@@ -102,7 +124,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, _on_not_found)
     app.add_exception_handler(NotAuthenticated, _on_not_authenticated)
     app.add_exception_handler(NotOwner, _on_not_owner)
-    app.add_exception_handler(JobNotFinished, _on_not_finished)
+    app.add_exception_handler(JobStateConflict, _on_not_finished)
+    app.add_exception_handler(QuotaExceeded, _on_quota)
+    app.add_exception_handler(BadCursor, _on_bad_cursor)
     app.add_exception_handler(RedisError, _on_redis_error)
     # Starlette hands an exception raised while Redis hangs up mid-reply here too.
     app.add_exception_handler(ConnectionResetError, _on_redis_error)

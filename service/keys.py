@@ -22,3 +22,21 @@ def idempotency(owner: str | None, key: str) -> str:
 def effect_done(job_id: str, effect: str) -> str:
     """Set once a job's side effect has happened, so a re-run skips it."""
     return f"{PREFIX}done:{job_id}:{effect}"
+
+
+ALL_JOBS_INDEX = PREFIX + "idx:all"
+
+
+def user_jobs_index(owner: str) -> str:
+    """Sorted set of a user's job ids by enqueue time (ms): what `GET /jobs` pages through."""
+    return f"{PREFIX}idx:user:{owner}"
+
+
+def active_jobs(owner: str) -> str:
+    """Sorted set of a user's jobs that may still be pending or running, for MAX_ACTIVE_JOBS_PER_USER."""
+    return f"{PREFIX}active:{owner}"
+
+
+def job_events(job_id: str) -> str:
+    """Pub/sub channel: a message on every change of the job's status or progress."""
+    return f"{PREFIX}events:{job_id}"

@@ -89,6 +89,16 @@ class JobView(BaseModel):
     error: ErrorOut | None = None
 
 
+class JobListOut(BaseModel):
+    items: list[JobView]
+    next: str | None = Field(description="pass as `cursor` for the next page; null at the end")
+
+
+class JobStatusOut(BaseModel):
+    id: str
+    status: Status
+
+
 class ReportOut(BaseModel):
     task_id: str
     status: Status

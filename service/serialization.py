@@ -4,11 +4,13 @@ from typing import Any
 
 import orjson
 
+from .failures import public_error
+
 
 def _encode_fallback(value: Any) -> Any:
     # arq stores a failed job's exception as its result; keep only what a client may see.
     if isinstance(value, BaseException):
-        return {"type": type(value).__name__, "message": str(value)}
+        return public_error(value)
     if isinstance(value, tuple | set | frozenset):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -38,6 +38,7 @@ async def create_notification(
         kwargs,
         owner=owner,
         record_ttl_s=settings.result_ttl,
+        max_active=settings.max_active_jobs_per_user,
         idempotency_key=idempotency_key,
     )
     log_enqueued(queued, send_notification.__name__, response)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import FileResponse
 
 from ..deps import ArqDep, CurrentUser, IdempotencyKey, JobId, SettingsDep
-from ..errors import JobNotFinished, JobNotFound
+from ..errors import JobNotFound, JobStateConflict
 from ..jobs.reports import generate_report, report_path
 from ..jobstore import read_visible_job
 from ..queue import enqueue
@@ -36,6 +36,7 @@ async def create_report(
         {"owner": user.id, "rows": report.rows},
         owner=user.id,
         record_ttl_s=settings.result_ttl,
+        max_active=settings.max_active_jobs_per_user,
         idempotency_key=idempotency_key,
     )
     log_enqueued(queued, REPORT, response)
@@ -67,7 +68,7 @@ async def download_report(task_id: JobId, user: CurrentUser, arq: ArqDep, settin
     # job removes it.
     job = await read_visible_job(arq, task_id, user, name=REPORT)
     if job.status is not Status.SUCCESS:
-        raise JobNotFinished(f"the report is {job.status}, not ready for download")
+        raise JobStateConflict(f"the report is {job.status}, not ready for download")
     path = report_path(settings, job.owner or user.id, task_id)
     if not path.is_file():
         raise JobNotFound("the report file is gone")

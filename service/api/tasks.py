@@ -37,6 +37,7 @@ async def create_task(
         {"task_type": task.type},
         owner=owner,
         record_ttl_s=settings.result_ttl,
+        max_active=settings.max_active_jobs_per_user,
         idempotency_key=idempotency_key,
     )
     log_enqueued(queued, run_sleep_task.__name__, response)

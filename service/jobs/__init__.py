@@ -9,12 +9,16 @@ from arq.cron import cron
 from ..settings import get_settings
 from . import heartbeat, wakeup
 from .context import job_redis
-from .notifications import send_notification
+from .notifications import NOTIFICATION_MAX_TRIES, send_notification
 from .reports import generate_report, remove_expired_reports
-from .runtime import instrumented, job_function
+from .runtime import announce_end, instrumented, job_function
 from .tasks import run_sleep_task
 
-FUNCTIONS = [job_function(run_sleep_task), job_function(send_notification), job_function(generate_report)]
+FUNCTIONS = [
+    job_function(run_sleep_task),
+    job_function(send_notification, max_tries=NOTIFICATION_MAX_TRIES),
+    job_function(generate_report),
+]
 # Every five minutes; `unique` lets one worker of many run it.
 CRON_JOBS = [
     cron(
@@ -44,3 +48,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     with contextlib.suppress(Exception):
         await heartbeat.forget(job_redis(ctx), ctx["worker_id"])
+
+
+async def after_job_end(ctx: dict[str, Any]) -> None:
+    """arq's `after_job_end` hook: announce the change, and look at the queue again now that a slot is free."""
+    wakeup.wake_local()
+    await announce_end(ctx)

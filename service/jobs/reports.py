@@ -55,8 +55,10 @@ def _publish_file(f: IO[str], tmp: Path, final: Path) -> int:
 
 
 async def set_progress(ctx: dict[str, Any], current: int, total: int) -> None:
-    record = {"progress_current": current, "progress_total": total}
-    await job_redis(ctx).hset(keys.job_record(ctx["job_id"]), mapping=record)  # type: ignore[misc]  # async client
+    async with job_redis(ctx).pipeline(transaction=True) as pipe:
+        pipe.hset(keys.job_record(ctx["job_id"]), mapping={"progress_current": current, "progress_total": total})
+        pipe.publish(keys.job_events(ctx["job_id"]), b"")
+        await pipe.execute()
 
 
 async def generate_report(ctx: dict[str, Any], owner: str, rows: int) -> dict[str, int]:

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import weakref
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import arq.worker
 from arq.connections import ArqRedis
@@ -35,11 +34,6 @@ def _event() -> asyncio.Event:
 
 def wake_local() -> None:
     _event().set()
-
-
-async def after_job_end(_: dict[str, Any]) -> None:
-    """arq's `after_job_end` hook: a slot is free, so look at the queue again now."""
-    wake_local()
 
 
 async def poll(step: float = 0.5) -> AsyncGenerator[float, None]:

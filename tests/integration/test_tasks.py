@@ -60,7 +60,8 @@ async def test_job_view_shows_started_while_running(client: AsyncClient, worker:
 
     async def started() -> dict[str, object] | None:
         view = (await client.get(f"/jobs/{task_id}")).json()
-        return view if view["status"] == "STARTED" else None
+        # arq claims the job a moment before the job's wrapper records its start: wait for both.
+        return view if view["status"] == "STARTED" and view["started_at"] else None
 
     running = await run_until(started, "the job to start")
     assert running == IsPartialDict(status="STARTED", attempt=1, started_at=IsStr(), finished_at=None)

@@ -9,6 +9,7 @@ from arq.jobs import JobDef, deserialize_job, serialize_job
 from hypothesis import given
 from hypothesis import strategies as st
 
+from service.failures import UNEXPECTED, PermanentFailure
 from service.serialization import job_deserializer, job_serializer
 
 json_values = st.recursive(
@@ -27,13 +28,22 @@ def test_round_trip(value: object) -> None:
     assert job_deserializer(job_serializer(value)) == value
 
 
-def test_exceptions_keep_type_and_message_only() -> None:
+def test_exceptions_keep_type_and_a_safe_message_only() -> None:
     try:
-        raise ValueError("bad address")
-    except ValueError as e:
+        raise PermanentFailure("mailbox unavailable")
+    except PermanentFailure as e:
         encoded = job_deserializer(job_serializer({"r": e}))
-    assert encoded == {"r": {"type": "ValueError", "message": "bad address"}}
-    assert job_deserializer(job_serializer(asyncio.CancelledError())) == {"type": "CancelledError", "message": ""}
+    assert encoded == {"r": {"type": "PermanentFailure", "message": "mailbox unavailable"}}
+    assert job_deserializer(job_serializer(asyncio.CancelledError())) == {
+        "type": "CancelledError",
+        "message": "the job was aborted",
+    }
+
+
+def test_unexpected_errors_hide_their_message() -> None:
+    # An arbitrary exception's message may hold paths, arguments or secrets: only its type is kept.
+    secret = FileNotFoundError(2, "No such file", "/srv/secret/password.txt")
+    assert job_deserializer(job_serializer(secret)) == {"type": "FileNotFoundError", "message": UNEXPECTED}
 
 
 def test_arq_job_definition_round_trip() -> None:

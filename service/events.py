@@ -1,0 +1,47 @@
+"""A job's changes as a stream of views, pushed by the workers through Redis pub/sub (no polling)."""
+
+from collections.abc import AsyncIterator
+
+from arq.connections import ArqRedis
+from redis.asyncio.client import PubSub
+
+from . import keys
+from .errors import JobNotFound
+from .jobstore import read_job
+from .schemas import JobView
+from .status import TERMINAL_STATUSES
+
+# arq fails a job without calling any hook in a few cases (its definition expired or unreadable, its function
+# unknown, its tries used up by worker crashes). After this long without a message the view is read again, so
+# such an end still closes the stream. Not a polling loop: a stream that hears its changes never waits this out.
+RESYNC_AFTER_S = 10.0
+
+
+async def _next_change(pubsub: PubSub) -> None:
+    """Wait for a change message, then take every message already waiting: a slow client gets the latest view
+    once, not a backlog of stale ones."""
+    if await pubsub.get_message(ignore_subscribe_messages=True, timeout=RESYNC_AFTER_S) is None:
+        return
+    while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0) is not None:
+        pass
+
+
+async def job_events(redis: ArqRedis, job_id: str) -> AsyncIterator[JobView]:
+    """The job's view now, then after every change of status or progress, until a terminal status."""
+    # The subscription is closed (and its connection returned) when the client goes away: FastAPI cancels
+    # this generator, and the context manager unsubscribes.
+    async with redis.pubsub() as pubsub:
+        # Subscribe before the first read, so no change can fall between the two.
+        await pubsub.subscribe(keys.job_events(job_id))
+        last: JobView | None = None
+        while True:
+            try:
+                view = await read_job(redis, job_id)
+            except JobNotFound:
+                return
+            if last is None or (view.status, view.progress) != (last.status, last.progress):
+                yield view
+                last = view
+            if view.status in TERMINAL_STATUSES:
+                return
+            await _next_change(pubsub)
