@@ -15,6 +15,7 @@ from .status import TERMINAL_STATUSES
 # unknown, its tries used up by worker crashes). After this long without a message the view is read again, so
 # such an end still closes the stream. Not a polling loop: a stream that hears its changes never waits this out.
 RESYNC_AFTER_S = 10.0
+SUBSCRIBE_CONFIRM_S = 2.0
 
 
 async def _next_change(pubsub: PubSub) -> None:
@@ -31,8 +32,10 @@ async def job_events(redis: ArqRedis, job_id: str) -> AsyncIterator[JobView]:
     # The subscription is closed (and its connection returned) when the client goes away: FastAPI cancels
     # this generator, and the context manager unsubscribes.
     async with redis.pubsub() as pubsub:
-        # Subscribe before the first read, so no change can fall between the two.
+        # Subscribe before the first read, so no change can fall between the two. redis-py's subscribe() only
+        # sends the command: wait for the server's confirmation, or a change could still slip through.
         await pubsub.subscribe(keys.job_events(job_id))
+        await pubsub.get_message(timeout=SUBSCRIBE_CONFIRM_S)
         last: JobView | None = None
         while True:
             try:

@@ -152,7 +152,8 @@ async def abort(
     now_ms = timestamp_ms()
     cancelled = {"type": "CancelledError", "message": "the job was aborted before it started"}
     result = serialize_result(
-        function_name, (), kwargs, 0, enqueued_ms, False, cancelled, now_ms, now_ms, f"{job_id}:{function_name}",
+        # start 0: it never started (the view shows started_at null); tries 0, likewise.
+        function_name, (), kwargs, 0, enqueued_ms, False, cancelled, 0, now_ms, f"{job_id}:{function_name}",
         default_queue_name, job_id=job_id, serializer=job_serializer,
     )  # fmt: skip
     script_keys = [
