@@ -28,5 +28,7 @@ class WorkerSettings:
     max_tries = 5
     keep_result = _settings.result_ttl
     allow_abort_jobs = True
+    # arq's default, 0, cancels running jobs on SIGTERM; this lets them finish first (a deploy loses no work).
+    job_completion_wait = _settings.shutdown_grace_s
     # arq's default of 3600 s keeps `arq --check` passing for an hour after the last worker died.
     health_check_interval = 5

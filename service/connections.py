@@ -12,7 +12,10 @@ from .settings import Settings
 # The web app answers 503 rather than hang: two tries of at most 0.8 s each stay within the contract's 2 s.
 WEB_SOCKET_TIMEOUT = 0.8
 WEB_RETRIES = 1
-RETRYABLE_ERRORS: list[type[Exception]] = [ConnectionError, TimeoutError, ConnectionResetError]
+# OSError too: a refused connect (the server is restarting) surfaces as the builtin ConnectionRefusedError, and
+# redis-py's connect() retries only the errors listed here. Without it a worker dies on its first command
+# during an outage instead of waiting it out.
+RETRYABLE_ERRORS: list[type[Exception]] = [ConnectionError, TimeoutError, OSError]
 
 
 def web_redis(settings: Settings) -> ArqRedis:

@@ -126,6 +126,7 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
         progress=_progress(record),
         result=finished.get("r") if success else None,
         error=error or (_last_error(record) if status is Status.RETRY else None),
+        worker=record.get(b"worker", b"").decode() or None,
     )
     kwargs = source.get("k")
     return Snapshot(view, view.name, kwargs if isinstance(kwargs, dict) else {}, int(source.get("et") or 0))

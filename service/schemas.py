@@ -87,6 +87,7 @@ class JobView(BaseModel):
     progress: ProgressOut | None
     result: Any = None
     error: ErrorOut | None = None
+    worker: str | None = Field(default=None, description="the worker process that ran (or runs) its latest try")
 
 
 class JobListOut(BaseModel):

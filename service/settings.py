@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_active_jobs_per_user: Annotated[int, Field(ge=1)] = 100
     # How long results (and the report files they point to) are kept after a job ends, in seconds.
     result_ttl: Annotated[int, Field(ge=1)] = 3600
+    # On SIGTERM a worker takes no new jobs and gives running ones this long to finish; the rest are cancelled
+    # and requeued. Keep it below the orchestrator's kill deadline (compose.yaml: stop_grace_period 60 s).
+    shutdown_grace_s: Annotated[int, Field(ge=0)] = 50
 
     @model_validator(mode="after")
     def _warn_dev_secret(self) -> Self:

@@ -23,6 +23,27 @@ TEST_SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
 TEST_SLEEP_SCALE = 0.01
 
 
+@pytest.fixture
+def report(record_property: Callable[[str, object], None]) -> Callable[[str], None]:
+    """Record a measured figure (a recovery time, say); they are listed at the end of the run."""
+    return lambda text: record_property("figure", text)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # user_properties travel from xdist workers with each report, so this sees every worker's figures.
+    figures = [
+        f"{report.nodeid.split('::')[-1]}: {value}"
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "figure"
+    ]
+    if figures:
+        terminalreporter.section("measured figures")
+        for line in figures:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     """The project's own valkey-server on a free port, in memory; never the machine's server on 6379."""

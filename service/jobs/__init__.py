@@ -8,6 +8,7 @@ from arq.cron import cron
 
 from ..settings import get_settings
 from . import heartbeat, wakeup
+from .claims import ClaimKeeper
 from .context import job_redis
 from .notifications import NOTIFICATION_MAX_TRIES, send_notification
 from .reports import generate_report, remove_expired_reports
@@ -34,6 +35,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     """Fill only the ctx keys still missing (tests inject their own), then start the background loops."""
     ctx.setdefault("settings", get_settings())
     ctx.setdefault("worker_id", heartbeat.new_worker_id())
+    claims = ctx["claims"] = ClaimKeeper(ctx["settings"].redis_url)
+    claims.start()
     redis = job_redis(ctx)
     ctx["background_tasks"] = [
         asyncio.create_task(heartbeat.beat_forever(redis, ctx["worker_id"]), name="heartbeat"),
@@ -46,6 +49,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if claims := ctx.pop("claims", None):
+        await asyncio.to_thread(claims.stop)
     with contextlib.suppress(Exception):
         await heartbeat.forget(job_redis(ctx), ctx["worker_id"])
 

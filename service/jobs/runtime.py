@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry
+from arq.constants import in_progress_key_prefix
 from arq.typing import WorkerCoroutine
 from arq.utils import timestamp_ms
 from arq.worker import Function, func
 
 from .. import keys
 from ..failures import PermanentFailure, TransientFailure, public_error
+from .claims import CLAIM_TTL_S, ClaimKeeper
 from .context import job_redis, job_settings
 
 logger = logging.getLogger(__name__)
@@ -35,11 +37,15 @@ def backoff_s(job_try: int, scale: float = 1.0) -> float:
 
 
 async def _record_start(ctx: dict[str, Any]) -> None:
-    record_key = keys.job_record(ctx["job_id"])
-    async with job_redis(ctx).pipeline(transaction=True) as pipe:
-        pipe.hset(record_key, mapping={"started_at": timestamp_ms(), "attempt": ctx["job_try"]})
+    job_id = ctx["job_id"]
+    record_key = keys.job_record(job_id)
+    async with job_redis(ctx).pipeline(transaction=False) as pipe:
+        # arq claimed the job for its largest timeout + 10 s; shorten that, the claim keeper renews it.
+        pipe.pexpire(in_progress_key_prefix + job_id, CLAIM_TTL_S * 1000)
+        started = {"started_at": timestamp_ms(), "attempt": ctx["job_try"], "worker": ctx.get("worker_id", "")}
+        pipe.hset(record_key, mapping=started)
         pipe.expire(record_key, job_settings(ctx).result_ttl + RECORD_MARGIN_S)
-        pipe.publish(keys.job_events(ctx["job_id"]), b"")
+        pipe.publish(keys.job_events(job_id), b"")
         await pipe.execute()
 
 
@@ -70,6 +76,9 @@ def instrumented(
     @functools.wraps(coroutine)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         job_id, job_try = ctx["job_id"], ctx["job_try"]
+        claims: ClaimKeeper | None = ctx.get("claims") if record else None
+        if claims is not None:
+            claims.hold(job_id)
         if record:
             await _record_start(ctx)
         fields = {"job_id": job_id, "job_name": name, "job_try": job_try}
@@ -89,6 +98,8 @@ def instrumented(
             error = e
             raise
         finally:
+            if claims is not None:
+                claims.release(job_id)
             duration = round(time.perf_counter() - started, 6)
             outcome = _outcome(error)
             level = logging.WARNING if outcome == "failure" else logging.INFO

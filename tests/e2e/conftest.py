@@ -59,6 +59,7 @@ def env(settings: Settings) -> dict[str, str]:
         "DATA_DIR": str(settings.data_dir),
         "SLEEP_SCALE": str(settings.sleep_scale),
         "SECRET_KEY": settings.secret_key,
+        "SHUTDOWN_GRACE_S": "5",
     }
 
 

@@ -80,7 +80,9 @@ async def test_abort_a_queued_job(client: AsyncClient, worker: Callable[..., Wor
     assert (await client.get(f"/tasks/{job_id}")).json()["task_status"] == "REVOKED"
 
 
-async def test_abort_a_running_job(client: AsyncClient, worker: Callable[..., Worker], settings: Settings) -> None:
+async def test_abort_a_running_job(
+    client: AsyncClient, worker: Callable[..., Worker], settings: Settings, report: Callable[[str], None]
+) -> None:
     w = worker(burst=False, poll_delay=3600)
     running = asyncio.create_task(w.main())
     job_id = (await client.post("/tasks", json={"type": 3})).json()["task_id"]  # 0.3 s at the test scale
@@ -90,7 +92,7 @@ async def test_abort_a_running_job(client: AsyncClient, worker: Callable[..., Wo
     assert response.status_code == 202 and response.json()["id"] == job_id
     # The abort wakes the worker (poll_delay is an hour), which cancels the job.
     await run_until(lambda: _has_status(client, job_id, "REVOKED"), "the running job to be revoked")
-    print(f"\nrunning job revoked {time.perf_counter() - started:.3f} s after the abort request")
+    report(f"running job revoked {time.perf_counter() - started:.3f} s after the abort request")
     running.cancel()
 
 

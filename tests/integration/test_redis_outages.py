@@ -67,7 +67,7 @@ async def test_a_restart_is_ridden_out(tmp_path: Path, redis_server_factory: Cal
 
 
 async def test_a_frozen_redis_gives_503_not_a_hang(
-    tmp_path: Path, redis_server_factory: Callable[..., ValkeyServer]
+    tmp_path: Path, redis_server_factory: Callable[..., ValkeyServer], report: Callable[[str], None]
 ) -> None:
     server = redis_server_factory()
     async with client_for(tmp_path, server.url) as client:
@@ -77,5 +77,5 @@ async def test_a_frozen_redis_gives_503_not_a_hang(
             took = await assert_unavailable(client)
         finally:
             server.signal(signal.SIGCONT)
-        print(f"\nfrozen Redis: 503 after {max(took):.2f} s at most (contract: about 2 s)")
+        report(f"frozen Redis: 503 after {max(took):.2f} s at most (contract: about 2 s)")
         assert (await client.post("/tasks", json={"type": 0})).status_code == 201

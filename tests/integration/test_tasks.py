@@ -55,6 +55,7 @@ async def test_job_view_shows_started_while_running(client: AsyncClient, worker:
         "progress": None,
         "result": None,
         "error": None,
+        "worker": None,
     }
     run = asyncio.create_task(worker().main())
 

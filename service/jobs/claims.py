@@ -1,0 +1,67 @@
+"""Short claims on running jobs, kept alive from a thread, so a dead worker's jobs run again within seconds.
+
+arq marks a job it starts with an in-progress key that lives for the largest job timeout + 10 s (310 s with the
+defaults): a worker killed mid-job leaves its job unclaimable for that long. Each job's wrapper shortens its key
+to CLAIM_TTL_S, and this keeper renews the keys of the process's running jobs every RENEW_EVERY_S. When the
+process dies the renewals stop and the keys expire; the next poll of any worker runs the job again.
+
+The keeper is a thread with its own connection, not an asyncio task: a job that blocks the event loop (which it
+must not, and ruff's ASYNC rules look for) still keeps its claim, so no second worker starts a copy of it.
+"""
+
+import logging
+import threading
+
+import redis
+from arq.constants import in_progress_key_prefix
+
+logger = logging.getLogger(__name__)
+
+CLAIM_TTL_S = 10
+RENEW_EVERY_S = 2.0
+
+
+class ClaimKeeper:
+    def __init__(self, redis_url: str) -> None:
+        self._redis_url = redis_url
+        self._job_ids: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="claim-keeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=RENEW_EVERY_S + 5)
+
+    def hold(self, job_id: str) -> None:
+        with self._lock:
+            self._job_ids.add(job_id)
+
+    def release(self, job_id: str) -> None:
+        with self._lock:
+            self._job_ids.discard(job_id)
+
+    def renew(self, client: redis.Redis) -> None:
+        with self._lock:
+            job_ids = list(self._job_ids)
+        if not job_ids:
+            return
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                # PEXPIRE never creates a key: a claim arq has already deleted stays deleted.
+                pipe.pexpire(in_progress_key_prefix + job_id, CLAIM_TTL_S * 1000)
+            pipe.execute()
+
+    def _run(self) -> None:
+        client = redis.Redis.from_url(self._redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            while not self._stopped.wait(RENEW_EVERY_S):
+                try:
+                    self.renew(client)
+                except (redis.RedisError, OSError) as e:
+                    logger.warning("could not renew job claims: %r", e)
+        finally:
+            client.close()
