@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format typecheck bench clean
+.PHONY: help install chromium run test lint format typecheck bench clean
 
 help:
 	@echo "make run        start a private Valkey, one worker and the web app on :8000"
@@ -27,7 +27,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m service run
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium (Playwright downloads no browser here); installed when missing and possible.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| { echo "The browser tests need Chromium: sudo apt-get install chromium"; exit 1; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -12,6 +12,7 @@ from .connections import web_redis
 from .errors import install_error_handlers
 from .middleware import BodyLimit
 from .settings import Settings, get_settings
+from .web import pages
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -45,4 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
     app.include_router(api_router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files, name="static")
     return app

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .auth import create_token
 from .devserver import ValkeyServer, port_in_use
 from .settings import DEV_REDIS_PORT, get_settings
 
@@ -83,7 +84,9 @@ def main() -> int:
     try:
         url = f"http://{WEB_HOST}:{WEB_PORT}/"
         _wait_for_web(url, list(children.values()))
-        print(f"\n  Ready: open {url}  (API docs: {url}docs)  -  Ctrl-C stops everything.\n", flush=True)
+        print(f"\n  Ready: open {url}  (API docs: {url}docs)  -  Ctrl-C stops everything.", flush=True)
+        print(f"  Demo tokens - user 'demo': {create_token('demo', settings.secret_key)}", flush=True)
+        print(f"                admin 'ops': {create_token('ops', settings.secret_key, admin=True)}\n", flush=True)
         while not stop.wait(0.5):
             exited = [name for name, child in children.items() if child.poll() is not None]
             if exited:

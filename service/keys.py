@@ -40,3 +40,13 @@ def active_jobs(owner: str) -> str:
 def job_events(job_id: str) -> str:
     """Pub/sub channel: a message on every change of the job's status or progress."""
     return f"{PREFIX}events:{job_id}"
+
+
+METRICS_ENQUEUED = PREFIX + "metrics:enqueued"  # hash: job name -> count
+METRICS_OUTCOMES = PREFIX + "metrics:outcomes"  # hash: "<name>|<outcome>" -> count
+METRICS_DURATIONS = PREFIX + "metrics:durations"  # hash: "<name>|<bucket le>" / "<name>|sum" / "<name>|count"
+
+
+def finished_per_minute(minute: int) -> str:
+    """Jobs that reached a terminal status in that minute (Unix time // 60), for the throughput chart."""
+    return f"{PREFIX}stats:finished:{minute}"

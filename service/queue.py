@@ -27,9 +27,9 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 
 # One round trip, atomic, so that concurrent requests can neither both pass the quota nor both create a job for
 # one idempotency key. Returns {1, id} when queued, {0, first id} for an idempotent repeat, {2, ''} over quota.
-# KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key.
+# KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key, enqueued counter.
 # ARGV: id, payload, now ms, job ttl ms, record ttl ms, idempotency ttl s, wake-up channel, use idempotency (0/1),
-#       quota (0 = none), job key prefix, owner (or ''), then the record's field/value pairs.
+#       quota (0 = none), job key prefix, owner (or ''), function name, then the record's field/value pairs.
 ENQUEUE_SCRIPT = """
 local id, now, job_ttl, record_ttl = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if ARGV[8] == '1' then
@@ -51,7 +51,7 @@ end
 if ARGV[8] == '1' then redis.call('SET', KEYS[7], id, 'EX', ARGV[6]) end
 redis.call('PSETEX', KEYS[1], job_ttl, ARGV[2])
 redis.call('ZADD', KEYS[2], now, id)
-redis.call('HSET', KEYS[3], unpack(ARGV, 12))
+redis.call('HSET', KEYS[3], unpack(ARGV, 13))
 redis.call('PEXPIRE', KEYS[3], record_ttl)
 -- Index entries live as long as the records they point to.
 redis.call('ZADD', KEYS[4], now, id)
@@ -61,6 +61,7 @@ if ARGV[11] ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - record_ttl)
   redis.call('PEXPIRE', KEYS[5], record_ttl)
 end
+redis.call('HINCRBY', KEYS[8], ARGV[12], 1)
 redis.call('PUBLISH', ARGV[7], '')
 return {1, id}
 """
@@ -124,6 +125,7 @@ async def enqueue(
         keys.user_jobs_index(scope),
         keys.active_jobs(scope),
         keys.idempotency(owner, idempotency_key or ""),
+        keys.METRICS_ENQUEUED,
     ]
     args: list[str | int | bytes] = [
         job_id,
@@ -137,6 +139,7 @@ async def enqueue(
         max_active if owner is not None else 0,
         job_key_prefix,
         owner or "",
+        function_name,
     ]
     script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
     outcome, found = await script(keys=script_keys, args=[*args, *record])

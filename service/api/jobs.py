@@ -12,6 +12,7 @@ from ..errors import JobStateConflict
 from ..events import job_events
 from ..jobs import FUNCTIONS
 from ..jobstore import check_visible, list_jobs, read_job, read_snapshot, read_visible_job
+from ..metrics import count_abort
 from ..queue import abort, enqueue
 from ..schemas import ErrorDetailOut, JobListOut, JobStatusOut, JobView, TaskCreatedOut
 from ..status import TERMINAL_STATUSES, Status
@@ -72,6 +73,7 @@ async def abort_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: Se
     outcome = await abort(arq, job_id, snapshot.function, snapshot.kwargs, snapshot.enqueued_ms, settings.result_ttl)
     if outcome == "terminal":
         raise JobStateConflict("the job finished before it could be aborted")
+    await count_abort(arq, snapshot.function)
     view = await read_job(arq, job_id)
     return JobStatusOut(id=job_id, status=view.status)
 

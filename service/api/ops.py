@@ -1,4 +1,4 @@
-"""Operations: the health check that load balancers and the compose file poll."""
+"""Operations: the health check that load balancers and the compose file poll, and Prometheus metrics."""
 
 import time
 
@@ -9,12 +9,11 @@ from redis.exceptions import RedisError
 from .. import keys
 from ..deps import ArqDep
 from ..errors import RETRY_AFTER_S
+from ..metrics import render_metrics
 from ..schemas import HealthOut
+from ..workers import WORKER_ALIVE_S
 
 router = APIRouter(tags=["operations"])
-
-# A worker counts as alive while its heartbeat is younger than this (it beats every WORKER_HEARTBEAT_S).
-WORKER_ALIVE_S = 10
 
 
 @router.get("/health", responses={503: {"model": HealthOut}})
@@ -31,3 +30,9 @@ async def read_health(arq: ArqDep, response: Response) -> HealthOut:
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return HealthOut(status="unavailable", redis="unavailable", workers=0, queued=0)
     return HealthOut(status="ok", redis="ok", workers=workers, queued=queued)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def read_metrics(arq: ArqDep) -> Response:
+    """Prometheus metrics, counted across every worker and web process (the counters live in Redis)."""
+    return Response(await render_metrics(arq), media_type="text/plain; version=0.0.4; charset=utf-8")

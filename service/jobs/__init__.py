@@ -13,6 +13,7 @@ from .context import job_redis
 from .notifications import NOTIFICATION_MAX_TRIES, send_notification
 from .reports import generate_report, remove_expired_reports
 from .runtime import announce_end, instrumented, job_function
+from .stats import process_stats
 from .tasks import run_sleep_task
 
 FUNCTIONS = [
@@ -39,7 +40,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     claims.start()
     redis = job_redis(ctx)
     ctx["background_tasks"] = [
-        asyncio.create_task(heartbeat.beat_forever(redis, ctx["worker_id"]), name="heartbeat"),
+        asyncio.create_task(heartbeat.beat_forever(redis, ctx["worker_id"], process_stats(ctx)), name="heartbeat"),
         asyncio.create_task(wakeup.listen_for_wakeups(redis), name="wakeup-listener"),
     ]
 

@@ -6,6 +6,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 
 import orjson
 from arq.connections import ArqRedis
@@ -24,9 +25,19 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-async def beat(redis: ArqRedis, worker_id: str, started_ms: int) -> None:
+async def beat(redis: ArqRedis, worker_id: str, started_ms: int, stats: Mapping[str, int]) -> None:
     now_ms = int(time.time() * 1000)
-    info = orjson.dumps({"id": worker_id, "pid": os.getpid(), "host": socket.gethostname(), "started_at": started_ms})
+    info = orjson.dumps(
+        {
+            "id": worker_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": started_ms,
+            "last_seen": now_ms,
+            "jobs_done": stats.get("done", 0),
+            "running": stats.get("running", 0),
+        }
+    )
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zadd(keys.WORKERS_ZSET, {worker_id: now_ms})
         pipe.zremrangebyscore(keys.WORKERS_ZSET, "-inf", now_ms - FORGET_AFTER_S * 1000)
@@ -34,11 +45,11 @@ async def beat(redis: ArqRedis, worker_id: str, started_ms: int) -> None:
         await pipe.execute()
 
 
-async def beat_forever(redis: ArqRedis, worker_id: str) -> None:
+async def beat_forever(redis: ArqRedis, worker_id: str, stats: Mapping[str, int]) -> None:
     started_ms = int(time.time() * 1000)
     while True:
         try:
-            await beat(redis, worker_id, started_ms)
+            await beat(redis, worker_id, started_ms, stats)
         except (RedisError, OSError) as e:
             logger.warning("worker heartbeat failed: %r", e)
         await asyncio.sleep(WORKER_HEARTBEAT_S)

@@ -19,6 +19,7 @@ from .. import keys
 from ..failures import PermanentFailure, TransientFailure, public_error
 from .claims import CLAIM_TTL_S, ClaimKeeper
 from .context import job_redis, job_settings
+from .stats import process_stats, record_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ def instrumented(
             claims.hold(job_id)
         if record:
             await _record_start(ctx)
+        stats = process_stats(ctx)
+        stats["running"] += 1
         fields = {"job_id": job_id, "job_name": name, "job_try": job_try}
         logger.info("job started", extra=fields)
         started = time.perf_counter()
@@ -102,6 +105,10 @@ def instrumented(
                 claims.release(job_id)
             duration = round(time.perf_counter() - started, 6)
             outcome = _outcome(error)
+            stats["running"] -= 1
+            stats["done"] += 1
+            if record:
+                await asyncio.shield(record_outcome(ctx, name, outcome, duration))
             level = logging.WARNING if outcome == "failure" else logging.INFO
             extra = {
                 **fields,

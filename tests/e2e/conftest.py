@@ -101,7 +101,18 @@ def start_worker(spawn: Callable[..., Proc], env: dict[str, str]) -> Callable[[]
 def start_web(spawn: Callable[..., Proc], env: dict[str, str]) -> Callable[[], str]:
     def start() -> str:
         port = free_port()
-        proc = spawn("web", ["-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)], env)
+        args = [
+            "-m",
+            "uvicorn",
+            "service.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "3",
+        ]
+        proc = spawn("web", args, env)
         url = f"http://127.0.0.1:{port}"
 
         def answers() -> bool:

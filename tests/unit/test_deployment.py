@@ -10,6 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = "uvicorn service.main:app --host 0.0.0.0 --port 8000"
+WEB_OPTIONS = " --timeout-graceful-shutdown 10"
 WORKER = "arq worker_settings.WorkerSettings"
 CHECK = "arq --check worker_settings.WorkerSettings"
 
@@ -27,7 +28,7 @@ def command(service: dict[str, Any]) -> str:
 def test_compose_runs_the_contracts_commands(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == {"redis", "web", "worker"}
-    assert command(services["web"]) == WEB
+    assert command(services["web"]) == WEB + WEB_OPTIONS
     assert command(services["worker"]) == WORKER
     assert shlex.join(services["worker"]["healthcheck"]["test"][1:]) == CHECK
     # Scalable with --scale worker=3: no fixed name or host port on the worker.

@@ -1,0 +1,79 @@
+"use strict";
+// Shared by the page and the dashboard: API calls that surface errors, and a job's live view over SSE.
+
+const TERMINAL = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
+
+function showError(text) {
+  const alert = document.getElementById("alert");
+  alert.textContent = text;
+  alert.classList.add("shown");
+}
+
+function clearError() {
+  document.getElementById("alert").classList.remove("shown");
+}
+
+function authHeaders(token) {
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+// fetch() that turns any non-2xx answer (422, 429, 503, ...) into a message shown to the person.
+async function api(method, path, { body, token } = {}) {
+  const headers = authHeaders(token);
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    showError("The server cannot be reached: " + e.message);
+    throw e;
+  }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      const payload = await response.json();
+      detail = Array.isArray(payload.detail) ? payload.detail.map((d) => d.msg).join("; ") : payload.detail;
+    } catch (_) { /* not JSON */ }
+    const retry = response.headers.get("Retry-After");
+    showError(`${response.status}: ${detail}${retry ? ` (try again in ${retry} s)` : ""}`);
+    throw new Error(detail);
+  }
+  clearError();
+  return response.json();
+}
+
+// Follow a job: Server-Sent Events read with fetch() (EventSource cannot send a bearer token), polling only if
+// the stream breaks. Calls onView with each view until a terminal status.
+async function followJob(id, token, onView) {
+  try {
+    const response = await fetch(`/jobs/${id}/events`, { headers: authHeaders(token) });
+    if (!response.ok || !response.body) throw new Error("no stream");
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const event = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = event.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (data) {
+          const view = JSON.parse(data);
+          onView(view);
+          if (TERMINAL.has(view.status)) return;
+        }
+      }
+    }
+  } catch (_) { /* fall back to polling below */ }
+  for (;;) {
+    const response = await fetch(`/jobs/${id}`, { headers: authHeaders(token) });
+    if (response.ok) {
+      const view = await response.json();
+      onView(view);
+      if (TERMINAL.has(view.status)) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}

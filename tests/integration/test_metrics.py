@@ -1,0 +1,72 @@
+"""/metrics (Prometheus text) and the dashboard's data: counted from Redis, so every process's work shows."""
+
+from collections.abc import Callable
+
+from arq.worker import Worker
+from httpx import AsyncClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.settings import Settings
+from tests.integration.helpers import auth
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_count_every_outcome(
+    client: AsyncClient, worker: Callable[..., Worker], settings: Settings
+) -> None:
+    for _ in range(3):
+        await client.post("/tasks", json={"type": 0})
+    await client.post("/send-notification/bounce@example.com")
+    await client.post("/send-notification/flaky@example.com")
+    aborted = (await client.post("/tasks", json={"type": 1})).json()["task_id"]
+    await client.post(f"/jobs/{aborted}/abort")
+    await worker(max_burst_jobs=4).main()  # 3 tasks, the bounce, one try of the flaky one (ordering aside)
+    await worker().main()
+    # A second app process would read the same numbers: they live in Redis, not in this process.
+    response = await client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    got = samples(response.text)
+    task, note = (("job", "run_sleep_task"),), (("job", "send_notification"),)
+    assert got[("arqjobs_jobs_enqueued_total", task)] == 4
+    assert got[("arqjobs_jobs_enqueued_total", note)] == 2
+    assert got[("arqjobs_jobs_completed_total", task)] == 3
+    assert got[("arqjobs_jobs_completed_total", note)] == 1  # the flaky one, in the end
+    assert got[("arqjobs_jobs_failed_total", note)] == 1
+    assert got[("arqjobs_jobs_retried_total", note)] == 2
+    assert got[("arqjobs_jobs_aborted_total", task)] == 1
+    assert got[("arqjobs_job_duration_seconds_count", task)] == 3
+    assert got[("arqjobs_job_duration_seconds_bucket", (*task, ("le", "+Inf")))] == 3
+    assert got[("arqjobs_queue_depth", ())] == 0
+    assert got[("arqjobs_jobs_in_progress", ())] == 0
+
+
+async def test_dashboard_data_is_for_admins(
+    client: AsyncClient, worker: Callable[..., Worker], settings: Settings
+) -> None:
+    await client.post("/send-notification/bounce@example.com")
+    await client.post("/tasks", json={"type": 0})
+    await worker().main()
+    assert (await client.get("/dashboard/data")).status_code == 401
+    assert (await client.get("/dashboard/data", headers=auth(settings, "alice"))).status_code == 403
+    data = (await client.get("/dashboard/data", headers=auth(settings, "ops", admin=True))).json()
+    assert data["queues"] == [{"name": "arq:queue", "depth": 0}]
+    assert len(data["throughput"]) == 60 and data["throughput"][-1]["finished"] == 2
+    assert [job["error"]["type"] for job in data["failed"]] == ["PermanentFailure"]
+
+
+async def test_pages_are_served(client: AsyncClient) -> None:
+    for path, marker in (
+        ("/", "Generic tasks"),
+        ("/dashboard", "Operator's dashboard"),
+        ("/static/app.js", "followJob"),
+    ):
+        response = await client.get(path)
+        assert response.status_code == 200 and marker in response.text, path
+    assert "http" not in (await client.get("/")).text.split("<body>")[0].replace("http-equiv", "")  # no CDN
