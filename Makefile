@@ -47,8 +47,10 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy service worker_settings.py
 
+# QUICK=1: one run of each, under two minutes. Needs wrk (apt-get install wrk).
 bench: $(STAMP)
-	@echo "make bench: not built yet (issue 8)"
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "make bench needs wrk"; exit 1; }
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,5 +1,6 @@
 """What the benchmarks share: a private server, worker and web subprocesses, probe jobs, percentiles."""
 
+import asyncio
 import os
 import statistics
 import subprocess
@@ -33,7 +34,16 @@ async def finish_probe(_: dict[str, Any]) -> float:
     return time.time()
 
 
-PROBES = [func(pickup_probe, name="pickup_probe"), func(finish_probe, name="finish_probe")]
+async def sleep_probe(_: dict[str, Any], seconds: float) -> bool:
+    await asyncio.sleep(seconds)
+    return True
+
+
+PROBES = [
+    func(pickup_probe, name="pickup_probe"),
+    func(finish_probe, name="finish_probe"),
+    func(sleep_probe, name="sleep_probe"),
+]
 _ours = {k: v for k, v in vars(WorkerSettings).items() if not k.startswith("_")}
 # Worker settings for `arq bench.common.OURS` / `arq bench.common.ARQ_DEFAULTS` (arq accepts a dict).
 OURS = {**_ours, "functions": [*FUNCTIONS, *PROBES]}
@@ -64,9 +74,11 @@ def bench_env(server: ValkeyServer, data_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], env: dict[str, str], log: Path, *, python: str = sys.executable, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=out)
+        proc = subprocess.Popen([python, *args], cwd=cwd, env=env, stdout=out, stderr=out)
     try:
         yield proc
     finally:
@@ -85,10 +97,12 @@ def worker(settings_name: str, env: dict[str, str], log: Path) -> Iterator[subpr
 
 
 @contextmanager
-def web(env: dict[str, str], log: Path) -> Iterator[str]:
+def web(
+    env: dict[str, str], log: Path, *, app: str = "service.main:app", python: str = sys.executable, cwd: Path = ROOT
+) -> Iterator[str]:
     port = free_port()
-    args = ["-m", "uvicorn", "service.main:app", "--port", str(port), "--log-level", "warning"]
-    with process(args, env, log):
+    args = ["-m", "uvicorn", app, "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    with process(args, env, log, python=python, cwd=cwd):
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):
             try:

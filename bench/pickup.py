@@ -22,7 +22,7 @@ from service.serialization import job_deserializer, job_serializer
 
 async def wait_result(redis: ArqRedis, job_id: str) -> float:
     # A 1 ms poll of the result key, so the client adds no wait of its own.
-    while (raw := await redis.get("arq:result:" + job_id)) is None:  # noqa: ASYNC110
+    while (raw := await redis.get("arq:result:" + job_id)) is None:
         await asyncio.sleep(0.001)
     latency: float = job_deserializer(raw)["r"]
     return latency

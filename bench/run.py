@@ -1,0 +1,340 @@
+"""`make bench`: this service, the Celery tutorial stack and bare arq, measured side by side in one run.
+
+    .venv/bin/python -m bench.run [--quick]
+
+Everything runs on one private valkey-server (never 6379), on 127.0.0.1, bounded in time. HTTP load comes from
+wrk (Debian's package). Each figure is the median of RUNS runs (1 with --quick); ratios are against the Celery
+stack measured in the same run. The table is printed and written, with the date and machine, to bench/RESULTS.md.
+"""
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from bench.common import ROOT, pct, private_server, process, web, worker
+from service.queue import enqueue
+from service.serialization import job_deserializer, job_serializer
+
+PEER = ROOT.parent / "shared" / "peers" / "celery-tutorial"
+PEER_VENV = ROOT / "bench" / ".peer-venv"
+PEER_PY = str(PEER_VENV / "bin" / "python")
+SCALE = 0.005  # SLEEP_SCALE: a type-0 task is instant, a type-1 task sleeps 50 ms
+WRK_LUA = 'wrk.method = "POST"\nwrk.body = \'{"type": 0}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+
+
+class Progress:
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        filled = int(30 * self.done / self.total)
+        print(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {what:<60}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def ensure_peer_venv() -> None:
+    if not (PEER_VENV / "bin" / "celery").exists():
+        print("creating the Celery peer's virtual environment (once)...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([PEER_PY, "-m", "pip", "install", "-q", "-r", str(PEER / "requirements.txt")], check=True)
+
+
+def wrk(url: str, seconds: int, post: bool, tmp: Path) -> float:
+    script = tmp / "post.lua"
+    script.write_text(WRK_LUA)
+    args = ["wrk", "-t2", "-c20", f"-d{seconds}s", "--latency"] + (["-s", str(script)] if post else []) + [url]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    return float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
+
+
+def rss_mib(pid: int) -> float:
+    """RSS of a process and its children (Celery's prefork pool), in MiB."""
+    total = 0
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+    for p in [pid, *map(int, children)]:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except FileNotFoundError:
+            continue
+        total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    return total / 1024
+
+
+async def post_to_success(url: str, n: int, sse: bool) -> list[float]:
+    """POST an instant task, then watch for SUCCESS (polling every 5 ms, or through the SSE stream)."""
+    times = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            task_id = (await client.post("/tasks", json={"type": 0})).json()["task_id"]
+            if sse:
+                async with client.stream("GET", f"/jobs/{task_id}/events") as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: ") and json.loads(line[6:])["status"] == "SUCCESS":
+                            break
+            else:
+                while (await client.get(f"/tasks/{task_id}")).json()["task_status"] != "SUCCESS":
+                    await asyncio.sleep(0.005)
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def wait_drained(redis: ArqRedis, queue: str, list_queue: bool, done: Callable[[], Awaitable[bool]]) -> None:
+    while (await redis.llen(queue) if list_queue else await redis.zcard(queue)) or not await done():
+        await asyncio.sleep(0.01)
+
+
+def peer_enqueue(env: dict[str, str], n: int, task_type: int) -> str:
+    """Queue n tasks through Celery's own client; returns the last task's id."""
+    code = f"from tasks import create_task\nfor _ in range({n}): t = create_task.delay({task_type})\nprint(t.id)"
+    return subprocess.run(
+        [PEER_PY, "-c", code], cwd=PEER, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+class Bench:
+    def __init__(self, quick: bool, tmp: Path, redis_url: str) -> None:
+        self.quick, self.tmp = quick, tmp
+        self.runs = 1 if quick else 3
+        self.wrk_s = 3 if quick else 8
+        self.n_latency = 20 if quick else 50
+        self.n_drain = 1000 if quick else 5000
+        self.n_fifty = 300 if quick else 1000
+        self.env = bench_env_url(redis_url, tmp)
+        self.peer_env = {**self.env, "CELERY_BROKER_URL": redis_url, "CELERY_RESULT_BACKEND": redis_url}
+        self.results: dict[str, dict[str, list[float]]] = {"ours": {}, "peer": {}, "arq": {}}
+
+    def add(self, stack: str, figure: str, value: float) -> None:
+        self.results[stack].setdefault(figure, []).append(value)
+
+    @contextmanager
+    def ours(self) -> Iterator[tuple[str, int, int]]:
+        with (
+            worker("OURS", self.env, self.tmp / "ours-worker.log") as w,
+            web(self.env, self.tmp / "ours-web.log") as url,
+        ):
+            web_pid = int(
+                subprocess.run(
+                    ["pgrep", "-f", "service.main:app"], capture_output=True, text=True, check=False
+                ).stdout.split()[0]
+            )
+            yield url, web_pid, w.pid
+
+    @contextmanager
+    def peer(self) -> Iterator[tuple[str, int, int]]:
+        with ExitStack() as stack:
+            celery = stack.enter_context(
+                process(
+                    ["-m", "celery", "-A", "tasks", "worker", "--loglevel=warning"],
+                    self.peer_env,
+                    self.tmp / "peer-worker.log",
+                    python=PEER_PY,
+                    cwd=PEER,
+                )
+            )
+            url = stack.enter_context(
+                web(self.peer_env, self.tmp / "peer-web.log", app="app:app", python=PEER_PY, cwd=PEER)
+            )
+            task_id = httpx.post(f"{url}/tasks", json={"type": 0}).json()["task_id"]
+            while httpx.get(f"{url}/tasks/{task_id}").json()["task_status"] != "SUCCESS":  # ready
+                time.sleep(0.1)
+            web_pid = int(
+                subprocess.run(
+                    ["pgrep", "-f", "uvicorn app:app"], capture_output=True, text=True, check=False
+                ).stdout.split()[0]
+            )
+            yield url, web_pid, celery.pid
+
+
+def bench_env_url(redis_url: str, tmp: Path) -> dict[str, str]:
+    return {**os.environ, "REDIS_URL": redis_url, "SECRET_KEY": "bench-" + "x" * 40, "DATA_DIR": str(tmp / "data"),
+            "SLEEP_SCALE": str(SCALE), "SHUTDOWN_GRACE_S": "2"}  # fmt: skip
+
+
+async def settle(stack: str, redis: ArqRedis) -> None:
+    """Wait until the worker has drained what wrk enqueued, so single jobs are not timed behind a backlog."""
+    while await (redis.llen("celery") if stack == "peer" else redis.zcard("arq:queue")):
+        await asyncio.sleep(0.05)
+
+
+async def http_workloads(
+    b: Bench, redis: ArqRedis, stack: str, url: str, pids: tuple[int, int], progress: Progress
+) -> None:
+    b.add(stack, "rss_idle_mib", rss_mib(pids[0]) + rss_mib(pids[1]))
+    b.add(stack, "enqueue_rps", wrk(f"{url}/tasks", b.wrk_s, True, b.tmp))
+    progress.step(f"{stack}: enqueue throughput")
+    task_id = httpx.post(f"{url}/tasks", json={"type": 0}).json()["task_id"]
+    await asyncio.sleep(0.5)
+    b.add(stack, "status_rps", wrk(f"{url}/tasks/{task_id}", b.wrk_s, False, b.tmp))
+    progress.step(f"{stack}: status reads")
+    await settle(stack, redis)
+    polled = await post_to_success(url, b.n_latency, sse=False)
+    b.add(stack, "success_p50_ms", pct(polled, 50))
+    b.add(stack, "success_p95_ms", pct(polled, 95))
+    if stack == "ours":
+        streamed = await post_to_success(url, b.n_latency, sse=True)
+        b.add(stack, "success_sse_p50_ms", pct(streamed, 50))
+    progress.step(f"{stack}: POST -> SUCCESS")
+    b.add(stack, "rss_loaded_mib", rss_mib(pids[0]) + rss_mib(pids[1]))
+
+
+async def drain_and_fifty(b: Bench, redis: ArqRedis, stack: str, progress: Progress) -> None:
+    """Drain n instant jobs queued before the worker starts; then 50 ms jobs at concurrency 100."""
+    await redis.flushdb()
+    if stack == "peer":
+        last = peer_enqueue(b.peer_env, b.n_drain, 0)
+        done = lambda: _peer_done(redis, last)
+        ctx = process(
+            ["-m", "celery", "-A", "tasks", "worker", "--loglevel=warning"],
+            b.peer_env,
+            b.tmp / "drain.log",
+            python=PEER_PY,
+            cwd=PEER,
+        )
+    else:
+        for _ in range(b.n_drain):
+            if stack == "ours":
+                await enqueue(redis, "run_sleep_task", {"task_type": 0}, record_ttl_s=600)
+            else:
+                await redis.enqueue_job("sleep_probe", seconds=0)
+        done = lambda: _arq_done(redis)
+        ctx = process(
+            ["-m", "arq", f"bench.common.{'OURS' if stack == 'ours' else 'ARQ_DEFAULTS'}"], b.env, b.tmp / "drain.log"
+        )
+    with ctx:
+        started = time.perf_counter()
+        await wait_drained(redis, "celery" if stack == "peer" else "arq:queue", stack == "peer", done)
+        b.add(stack, "drain_jobs_s", b.n_drain / (time.perf_counter() - started))
+        progress.step(f"{stack}: drain {b.n_drain} queued jobs")
+        if stack == "peer":
+            started = time.perf_counter()
+            last = peer_enqueue(b.peer_env, b.n_fifty, 1)
+            await wait_drained(redis, "celery", True, lambda: _peer_done(redis, last))
+        else:
+            started = time.perf_counter()
+            for _ in range(b.n_fifty):
+                if stack == "ours":
+                    await enqueue(redis, "run_sleep_task", {"task_type": 1}, record_ttl_s=600)
+                else:
+                    await redis.enqueue_job("sleep_probe", seconds=0.05)
+            await wait_drained(redis, "arq:queue", False, lambda: _arq_done(redis))
+        b.add(stack, "fifty_ms_share", b.n_fifty / (time.perf_counter() - started) / 2000)
+        progress.step(f"{stack}: 50 ms jobs at concurrency 100")
+
+
+async def _arq_done(redis: ArqRedis) -> bool:
+    # Queue empty and nothing claimed: every job has its result.
+    return not await redis.keys("arq:in-progress:*")
+
+
+async def _peer_done(redis: ArqRedis, last_id: str) -> bool:
+    raw = await redis.get(f"celery-task-meta-{last_id}")
+    return raw is not None and json.loads(raw)["status"] == "SUCCESS"
+
+
+FIGURES = [
+    ("enqueue_rps", "HTTP enqueue, POST /tasks, 20 connections (req/s)", True),
+    ("status_rps", "status reads, GET /tasks/{id}, 20 connections (req/s)", True),
+    ("success_p50_ms", "instant job, POST to visible SUCCESS, p50 (ms, polling 5 ms)", False),
+    ("success_p95_ms", "instant job, POST to visible SUCCESS, p95 (ms, polling 5 ms)", False),
+    ("success_sse_p50_ms", "instant job, POST to SUCCESS through SSE, p50 (ms)", False),
+    ("pickup_p50_ms", "pickup latency of an idle worker, p50 (ms)", False),
+    ("drain_jobs_s", "drain of queued no-op jobs, one worker process (jobs/s)", True),
+    ("fifty_ms_share", "50 ms jobs at concurrency 100, share of the 2,000 jobs/s ceiling", True),
+    ("commands_per_job", "Redis commands per job", False),
+    ("rss_idle_mib", "RSS of web + worker, idle (MiB)", False),
+    ("rss_loaded_mib", "RSS of web + worker, after load (MiB)", False),
+]
+
+
+def table(b: Bench) -> str:
+    lines = ["| figure | ours | Celery tutorial | bare arq | ours / Celery |", "| --- | ---: | ---: | ---: | ---: |"]
+    for key, label, _ in FIGURES:
+        cells = []
+        medians = {}
+        for stack in ("ours", "peer", "arq"):
+            values = b.results[stack].get(key)
+            medians[stack] = statistics.median(values) if values else None
+            cells.append("n/a" if medians[stack] is None else f"{medians[stack]:,.2f}")
+        ratio = f"{medians['ours'] / medians['peer']:.2f}x" if medians["ours"] and medians["peer"] else "n/a"
+        lines.append(f"| {label} | {' | '.join(cells)} | {ratio} |")
+    return "\n".join(lines)
+
+
+async def main(quick: bool) -> None:
+    if not shutil.which("wrk"):
+        sys.exit("make bench needs wrk: apt-get install wrk")
+    ensure_peer_venv()
+    with tempfile.TemporaryDirectory() as tmp_name, private_server(Path(tmp_name) / "valkey") as server:
+        tmp = Path(tmp_name)
+        b = Bench(quick, tmp, server.url)
+        redis = await create_pool(
+            RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
+        )
+        progress = Progress(b.runs * 13 + 2)
+        try:
+            for _ in range(b.runs):
+                for stack, stack_cm in (("ours", b.ours), ("peer", b.peer)):
+                    await redis.flushdb()
+                    with stack_cm() as (url, web_pid, worker_pid):
+                        await http_workloads(b, redis, stack, url, (web_pid, worker_pid), progress)
+                for stack in ("ours", "peer", "arq"):
+                    await drain_and_fifty(b, redis, stack, progress)
+        finally:
+            await redis.aclose()
+    from bench import commands, pickup  # each starts its own private server
+
+    pickup_figures = await pickup.main(40 if quick else 200)
+    b.add("ours", "pickup_p50_ms", pickup_figures["OURS"][0])
+    b.add("arq", "pickup_p50_ms", pickup_figures["ARQ_DEFAULTS"][0])
+    progress.step("pickup latency")
+    per_job = await commands.main(200 if quick else 500)
+    b.add("ours", "commands_per_job", per_job["ours"])
+    b.add("arq", "commands_per_job", per_job["bare arq"])
+    progress.step("Redis commands per job")
+    print(file=sys.stderr)
+    report = table(b)
+    print(report)
+    write_results(report, quick, b.runs)
+
+
+def write_results(report: str, quick: bool, runs: int) -> None:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    header = (
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC - {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+        f" - {'quick, 1 run' if quick else f'median of {runs} runs'}\n\n"
+    )
+    path = ROOT / "bench" / "RESULTS.md"
+    intro = "# Benchmark results\n\n`make bench` writes a section here each time it runs (newest first).\n\n"
+    previous = path.read_text().removeprefix(intro) if path.exists() else ""
+    path.write_text(intro + header + report + "\n\n" + previous)
+
+
+if __name__ == "__main__":
+    asyncio.run(main("--quick" in sys.argv))
