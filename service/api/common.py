@@ -1,17 +1,49 @@
-"""What every enqueueing route does after the enqueue: log it, and answer a repeat with 200."""
+"""What every enqueueing route does: queue with the caller's quota and Idempotency-Key, log, answer a repeat 200."""
 
 import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Response, status
+from arq.connections import ArqRedis
+from fastapi import Depends, Response, status
 
-from ..queue import Enqueued
+from ..deps import ArqDep, IdempotencyKey, SettingsDep
+from ..queue import enqueue
+from ..settings import Settings
 
 logger = logging.getLogger("service.api")
 
 
-def log_enqueued(queued: Enqueued, job_name: str, response: Response) -> None:
-    if queued.created:
-        logger.info("job enqueued", extra={"job_id": queued.job_id, "job_name": job_name})
-    else:
-        # An Idempotency-Key repeat: the first call's job, and nothing new was queued.
-        response.status_code = status.HTTP_200_OK
+@dataclass
+class Submitter:
+    arq: ArqRedis
+    settings: Settings
+    response: Response
+    idempotency_key: str | None
+
+    async def __call__(self, function_name: str, kwargs: dict[str, Any], *, owner: str | None) -> str:
+        """Queue a job for `owner`; returns its id (the first call's, for an Idempotency-Key repeat)."""
+        queued = await enqueue(
+            self.arq,
+            function_name,
+            kwargs,
+            owner=owner,
+            record_ttl_s=self.settings.result_ttl,
+            max_active=self.settings.max_active_jobs_per_user,
+            idempotency_key=self.idempotency_key,
+        )
+        if queued.created:
+            logger.info("job enqueued", extra={"job_id": queued.job_id, "job_name": function_name})
+        else:
+            # An Idempotency-Key repeat: the first call's job, and nothing new was queued.
+            self.response.status_code = status.HTTP_200_OK
+        return queued.job_id
+
+
+def get_submitter(
+    arq: ArqDep, settings: SettingsDep, response: Response, idempotency_key: IdempotencyKey = None
+) -> Submitter:
+    return Submitter(arq, settings, response, idempotency_key)
+
+
+SubmitDep = Annotated[Submitter, Depends(get_submitter)]

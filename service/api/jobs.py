@@ -13,9 +13,10 @@ from ..events import job_events
 from ..jobs import FUNCTIONS
 from ..jobstore import check_visible, list_jobs, read_job, read_snapshot, read_visible_job
 from ..metrics import count_abort
-from ..queue import abort, enqueue
+from ..queue import abort
 from ..schemas import ErrorDetailOut, JobListOut, JobStatusOut, JobView, TaskCreatedOut
 from ..status import TERMINAL_STATUSES, Status
+from .common import SubmitDep
 
 router = APIRouter(
     prefix="/jobs", tags=["jobs"], responses={403: {"model": ErrorDetailOut}, 404: {"model": ErrorDetailOut}}
@@ -79,7 +80,7 @@ async def abort_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: Se
 
 
 @router.post("/{job_id}/retry", status_code=status.HTTP_201_CREATED, responses={409: {"model": ErrorDetailOut}})
-async def retry_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: SettingsDep) -> TaskCreatedOut:
+async def retry_job(job_id: JobId, arq: ArqDep, user: OptionalUser, submit: SubmitDep) -> TaskCreatedOut:
     """Run a FAILURE or REVOKED job again, as a new job with the same arguments and owner."""
     snapshot = await read_snapshot(arq, job_id)
     check_visible(snapshot.view, user)
@@ -87,12 +88,4 @@ async def retry_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: Se
         raise JobStateConflict(f"only FAILURE or REVOKED jobs can be retried, not {snapshot.view.status}")
     if snapshot.function not in KNOWN_FUNCTIONS:
         raise JobStateConflict("this job's function is unknown; it cannot run again")
-    queued = await enqueue(
-        arq,
-        snapshot.function,
-        snapshot.kwargs,
-        owner=snapshot.view.owner,
-        record_ttl_s=settings.result_ttl,
-        max_active=settings.max_active_jobs_per_user,
-    )
-    return TaskCreatedOut(task_id=queued.job_id)
+    return TaskCreatedOut(task_id=await submit(snapshot.function, snapshot.kwargs, owner=snapshot.view.owner))

@@ -2,14 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response, status
+from fastapi import APIRouter, Body, Path, Query, status
 from pydantic import EmailStr
 
-from ..deps import ArqDep, IdempotencyKey, OptionalUser, SettingsDep
+from ..deps import OptionalUser
 from ..jobs.notifications import DEFAULT_MESSAGE, send_notification
-from ..queue import enqueue
 from ..schemas import ErrorDetailOut, NotificationIn, NotificationOut, SafeText
-from .common import log_enqueued
+from .common import SubmitDep
 
 router = APIRouter(tags=["notifications"])
 
@@ -21,25 +20,12 @@ router = APIRouter(tags=["notifications"])
 )
 async def create_notification(
     email: Annotated[EmailStr, Path(description="where the notification goes")],
-    arq: ArqDep,
-    settings: SettingsDep,
+    submit: SubmitDep,
     user: OptionalUser,
-    response: Response,
     q: Annotated[SafeText | None, Query(description="logged as `found query: <q>`")] = None,
     body: Annotated[NotificationIn | None, Body()] = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> NotificationOut:
     """Queue a notification: after about 5 s the worker appends it to `notifications.log`, exactly once."""
     kwargs = {"email": email, "message": body.message if body else DEFAULT_MESSAGE, "query": q}
-    owner = user.id if user else None
-    queued = await enqueue(
-        arq,
-        send_notification.__name__,
-        kwargs,
-        owner=owner,
-        record_ttl_s=settings.result_ttl,
-        max_active=settings.max_active_jobs_per_user,
-        idempotency_key=idempotency_key,
-    )
-    log_enqueued(queued, send_notification.__name__, response)
-    return NotificationOut(task_id=queued.job_id)
+    task_id = await submit(send_notification.__name__, kwargs, owner=user.id if user else None)
+    return NotificationOut(task_id=task_id)

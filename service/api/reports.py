@@ -3,14 +3,13 @@
 from fastapi import APIRouter, Response, status
 from fastapi.responses import FileResponse
 
-from ..deps import ArqDep, CurrentUser, IdempotencyKey, JobId, SettingsDep
+from ..deps import ArqDep, CurrentUser, JobId, SettingsDep
 from ..errors import JobNotFound, JobStateConflict
 from ..jobs.reports import generate_report, report_path
 from ..jobstore import read_visible_job
-from ..queue import enqueue
 from ..schemas import ErrorDetailOut, ReportCreatedOut, ReportIn, ReportOut
 from ..status import Status
-from .common import log_enqueued
+from .common import SubmitDep
 
 router = APIRouter(
     prefix="/reports",
@@ -21,27 +20,11 @@ REPORT = generate_report.__name__
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses={200: {"model": ReportCreatedOut}})
-async def create_report(
-    report: ReportIn,
-    user: CurrentUser,
-    arq: ArqDep,
-    settings: SettingsDep,
-    response: Response,
-    idempotency_key: IdempotencyKey = None,
-) -> ReportCreatedOut:
+async def create_report(report: ReportIn, user: CurrentUser, submit: SubmitDep, response: Response) -> ReportCreatedOut:
     """Queue a CSV report of `rows` rows, owned by the caller; follow it at the `Location` header."""
-    queued = await enqueue(
-        arq,
-        REPORT,
-        {"owner": user.id, "rows": report.rows},
-        owner=user.id,
-        record_ttl_s=settings.result_ttl,
-        max_active=settings.max_active_jobs_per_user,
-        idempotency_key=idempotency_key,
-    )
-    log_enqueued(queued, REPORT, response)
-    response.headers["Location"] = f"/reports/{queued.job_id}"
-    return ReportCreatedOut(task_id=queued.job_id)
+    task_id = await submit(REPORT, {"owner": user.id, "rows": report.rows}, owner=user.id)
+    response.headers["Location"] = f"/reports/{task_id}"
+    return ReportCreatedOut(task_id=task_id)
 
 
 @router.get("/{task_id}")

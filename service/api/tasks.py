@@ -1,14 +1,13 @@
 """Generic tasks: the FastAPI + Celery tutorial's `/tasks` endpoints, on arq."""
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
-from ..deps import ArqDep, IdempotencyKey, JobId, OptionalUser, SettingsDep
+from ..deps import ArqDep, JobId, OptionalUser
 from ..jobs.tasks import run_sleep_task
 from ..jobstore import read_visible_job
-from ..queue import enqueue
 from ..schemas import ErrorDetailOut, TaskCreatedOut, TaskIn, TaskOut
 from ..status import Status
-from .common import log_enqueued
+from .common import SubmitDep
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -20,28 +19,11 @@ _TUTORIAL_STATUS = {Status.STARTED: Status.PENDING}
 @router.post(
     "", status_code=status.HTTP_201_CREATED, responses={200: {"model": TaskCreatedOut}, 422: {"model": ErrorDetailOut}}
 )
-async def create_task(
-    task: TaskIn,
-    arq: ArqDep,
-    settings: SettingsDep,
-    user: OptionalUser,
-    response: Response,
-    idempotency_key: IdempotencyKey = None,
-) -> TaskCreatedOut:
+async def create_task(task: TaskIn, submit: SubmitDep, user: OptionalUser) -> TaskCreatedOut:
     """Queue a task that sleeps `type x 10` seconds and then returns `true`. A repeat with the same
     `Idempotency-Key` answers 200 with the first call's id."""
-    owner = user.id if user else None
-    queued = await enqueue(
-        arq,
-        run_sleep_task.__name__,
-        {"task_type": task.type},
-        owner=owner,
-        record_ttl_s=settings.result_ttl,
-        max_active=settings.max_active_jobs_per_user,
-        idempotency_key=idempotency_key,
-    )
-    log_enqueued(queued, run_sleep_task.__name__, response)
-    return TaskCreatedOut(task_id=queued.job_id)
+    task_id = await submit(run_sleep_task.__name__, {"task_type": task.type}, owner=user.id if user else None)
+    return TaskCreatedOut(task_id=task_id)
 
 
 @router.get("/{task_id}", responses={404: {"model": ErrorDetailOut}})
