@@ -70,7 +70,11 @@ class ValkeyServer:
         self.process = subprocess.Popen(
             self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=self.own_session
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
 
     def wait_ready(self) -> None:
         client = redis.Redis(port=self.port, socket_timeout=1)
@@ -82,7 +86,8 @@ class ValkeyServer:
                 try:
                     client.ping()
                     return
-                except redis.ConnectionError:
+                # A server replaying its append-only file under load may time out before it refuses or answers.
+                except (redis.ConnectionError, redis.TimeoutError):
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"valkey-server did not answer on port {self.port}") from None
                     time.sleep(0.02)

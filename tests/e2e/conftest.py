@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from service.devserver import free_port
 from service.settings import Settings
@@ -53,6 +54,10 @@ class Proc:
 
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
+    # Each test starts from an empty database, as the integration tests' arq_pool fixture gives them.
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    client.close()
     return {
         **os.environ,
         "REDIS_URL": settings.redis_url,
