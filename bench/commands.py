@@ -55,7 +55,7 @@ async def measure(redis: ArqRedis, n: int, url: str | None) -> Counter[str]:
 async def main(n: int) -> dict[str, float]:
     per_job = {}
     with tempfile.TemporaryDirectory() as tmp, private_server(Path(tmp) / "valkey") as server:
-        env = bench_env(server, Path(tmp) / "data")
+        env = bench_env(server.url, Path(tmp) / "data")
         redis = await create_pool(
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )

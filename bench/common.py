@@ -69,8 +69,10 @@ def private_server(directory: Path) -> Iterator[ValkeyServer]:
         server.stop()
 
 
-def bench_env(server: ValkeyServer, data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "REDIS_URL": server.url, "SECRET_KEY": SECRET, "DATA_DIR": str(data_dir), "SLEEP_SCALE": "0"}
+def bench_env(redis_url: str, data_dir: Path, sleep_scale: float = 0) -> dict[str, str]:
+    """The environment of the processes under test: a private server, a short shutdown grace."""
+    return {**os.environ, "REDIS_URL": redis_url, "SECRET_KEY": SECRET, "DATA_DIR": str(data_dir),
+            "SLEEP_SCALE": str(sleep_scale), "SHUTDOWN_GRACE_S": "2"}  # fmt: skip
 
 
 @contextmanager

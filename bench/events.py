@@ -31,7 +31,7 @@ async def one(client: httpx.AsyncClient, redis, url: str) -> float:  # type: ign
 
 async def main(n: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp, private_server(Path(tmp) / "valkey") as server:
-        env = bench_env(server, Path(tmp) / "data")
+        env = bench_env(server.url, Path(tmp) / "data")
         redis = await create_pool(
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )

@@ -46,7 +46,7 @@ async def measure(redis: ArqRedis, ours: bool, n: int) -> list[float]:
 async def main(n: int) -> dict[str, tuple[float, float]]:
     figures = {}
     with tempfile.TemporaryDirectory() as tmp, private_server(Path(tmp) / "valkey") as server:
-        env = bench_env(server, Path(tmp) / "data")
+        env = bench_env(server.url, Path(tmp) / "data")
         redis = await create_pool(
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )

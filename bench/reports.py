@@ -2,15 +2,12 @@
 
     .venv/bin/python -m bench.reports [ROWS]
 
-Starts a private valkey-server, `arq worker_settings.WorkerSettings` and uvicorn on free ports (SLEEP_SCALE=0.01,
-so the 20 s of simulated work take 0.2 s), requests the report, samples the worker's RSS every 10 ms while it
-runs (and reads the kernel's high-water mark, VmHWM), then downloads the file three times and prints the median
-throughput.
+Starts a private valkey-server, the worker and uvicorn (SLEEP_SCALE=0.01, so the 20 s of simulated work take
+0.2 s), requests the report, samples the worker's RSS every 10 ms while it runs (and reads the kernel's high-water
+mark, VmHWM), then downloads the file three times and prints the median throughput.
 """
 
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,11 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import SECRET, bench_env, private_server, web, worker
 from service.auth import create_token
-from service.devserver import ValkeyServer, free_port
-
-ROOT = Path(__file__).resolve().parents[1]
-SECRET = "bench-" + "x" * 40
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
@@ -32,72 +26,36 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
-def wait_http(url: str) -> None:
-    for _ in range(300):
-        try:
-            httpx.get(url)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
+def download_mb_s(url: str, headers: dict[str, str]) -> tuple[float, int]:
+    started, size = time.perf_counter(), 0
+    with httpx.stream("GET", url, headers=headers) as response:
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+    return size / (time.perf_counter() - started) / 1e6, size
 
 
 def main(rows: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = ValkeyServer(free_port(), Path(tmp) / "valkey")
-        server.start()
-        port = free_port()
-        env = {
-            **os.environ,
-            "REDIS_URL": server.url,
-            "DATA_DIR": f"{tmp}/data",
-            "SLEEP_SCALE": "0.01",
-            "SECRET_KEY": SECRET,
-        }
-        logs = open(Path(tmp) / "procs.log", "wb")  # noqa: SIM115  # open for the processes' whole lives
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "arq", "worker_settings.WorkerSettings"], cwd=ROOT, env=env, stdout=logs, stderr=logs
-        )
-        web = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT,
-            env=env,
-            stdout=logs,
-            stderr=logs,
-        )
-        url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp, private_server(Path(tmp) / "valkey") as server:
+        env = bench_env(server.url, Path(tmp) / "data", sleep_scale=0.01)
         headers = {"Authorization": f"Bearer {create_token('bench', SECRET)}"}
-        try:
-            wait_http(url + "/health")
-            while httpx.get(url + "/health").json()["workers"] < 1:
-                time.sleep(0.05)
-            idle = rss_kib(worker.pid)
+        with worker("OURS", env, Path(tmp) / "worker.log") as proc, web(env, Path(tmp) / "web.log") as url:
+            idle = rss_kib(proc.pid)
             location = httpx.post(url + "/reports", json={"rows": rows}, headers=headers).headers["location"]
             started, samples = time.perf_counter(), []
             while httpx.get(url + location, headers=headers).json()["status"] != "SUCCESS":
-                samples.append(rss_kib(worker.pid))
+                samples.append(rss_kib(proc.pid))
                 time.sleep(0.01)
             took = time.perf_counter() - started
-            peak = rss_kib(worker.pid, "VmHWM")
-            rates, size = [], 0
-            for _ in range(3):
-                t0 = time.perf_counter()
-                size = 0
-                with httpx.stream("GET", url + location + "/download", headers=headers) as response:
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                rates.append(size / (time.perf_counter() - t0) / 1e6)
-            print(f"rows {rows:,}  file {size / 1e6:.1f} MB  generated in {took:.2f} s")
-            print(
-                f"worker RSS: idle {idle / 1024:.1f} MiB, sampled max while writing {max(samples, default=0) / 1024:.1f} MiB, VmHWM {peak / 1024:.1f} MiB"
-            )
-            print(f"download: median {statistics.median(rates):.0f} MB/s over 3 runs (uvicorn, one process, loopback)")
-        finally:
-            for proc in (web, worker):
-                proc.terminate()
-                proc.wait(10)
-            logs.close()
-            server.stop()
+            peak = rss_kib(proc.pid, "VmHWM")
+            downloads = [download_mb_s(url + location + "/download", headers) for _ in range(3)]
+        size = downloads[0][1]
+        print(f"rows {rows:,}  file {size / 1e6:.1f} MB  generated in {took:.2f} s")
+        print(
+            f"worker RSS: idle {idle / 1024:.1f} MiB, sampled max while writing {max(samples, default=0) / 1024:.1f} MiB, VmHWM {peak / 1024:.1f} MiB"
+        )
+        print(
+            f"download: median {statistics.median(d[0] for d in downloads):.0f} MB/s over 3 runs (uvicorn, one process, loopback)"
+        )
 
 
 if __name__ == "__main__":

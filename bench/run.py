@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
-from bench.common import ROOT, pct, private_server, process, web, worker
+from bench.common import ROOT, bench_env, pct, private_server, process, web, worker
 from service.queue import enqueue
 from service.serialization import job_deserializer, job_serializer
 
@@ -119,7 +119,7 @@ class Bench:
         self.n_latency = 20 if quick else 50
         self.n_drain = 1000 if quick else 5000
         self.n_fifty = 300 if quick else 1000
-        self.env = bench_env_url(redis_url, tmp)
+        self.env = bench_env(redis_url, tmp / "data", SCALE)
         self.peer_env = {**self.env, "CELERY_BROKER_URL": redis_url, "CELERY_RESULT_BACKEND": redis_url}
         self.results: dict[str, dict[str, list[float]]] = {"ours": {}, "peer": {}, "arq": {}}
 
@@ -163,11 +163,6 @@ class Bench:
                 ).stdout.split()[0]
             )
             yield url, web_pid, celery.pid
-
-
-def bench_env_url(redis_url: str, tmp: Path) -> dict[str, str]:
-    return {**os.environ, "REDIS_URL": redis_url, "SECRET_KEY": "bench-" + "x" * 40, "DATA_DIR": str(tmp / "data"),
-            "SLEEP_SCALE": str(SCALE), "SHUTDOWN_GRACE_S": "2"}  # fmt: skip
 
 
 async def settle(stack: str, redis: ArqRedis) -> None:
