@@ -14,8 +14,8 @@ from . import keys
 from .jobs.stats import DURATION_BUCKETS
 from .workers import alive_workers
 
-# The outcomes a worker records, under the names Flower and Celery users look for.
-OUTCOME_METRICS = {"success": "completed", "failure": "failed", "retry": "retried", "cancelled": "cancelled"}
+# The outcomes a worker records, under the names Flower and Celery users look for (others keep their own name).
+OUTCOME_METRICS = {"success": "completed", "failure": "failed", "retry": "retried"}
 
 
 class _Snapshot(Collector):

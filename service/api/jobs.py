@@ -8,10 +8,10 @@ from fastapi.sse import EventSourceResponse
 
 from .. import keys
 from ..deps import ArqDep, CurrentUser, JobId, OptionalUser, SettingsDep
-from ..errors import JobStateConflict
+from ..errors import JobNotFound, JobStateConflict
 from ..events import job_events
 from ..jobs import FUNCTIONS
-from ..jobstore import check_visible, list_jobs, read_job, read_snapshot, read_visible_job
+from ..jobstore import check_visible, list_jobs, read_snapshot, read_visible_job
 from ..metrics import count_abort
 from ..queue import abort
 from ..schemas import ErrorDetailOut, JobListOut, JobStatusOut, JobView, TaskCreatedOut
@@ -74,9 +74,11 @@ async def abort_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: Se
     outcome = await abort(arq, job_id, snapshot.function, snapshot.kwargs, snapshot.enqueued_ms, settings.result_ttl)
     if outcome == "terminal":
         raise JobStateConflict("the job finished before it could be aborted")
+    if outcome == "missing":
+        raise JobNotFound(f"no job with id {job_id!r}")
     await count_abort(arq, snapshot.function)
-    view = await read_job(arq, job_id)
-    return JobStatusOut(id=job_id, status=view.status)
+    # Revoked here and now, or still running until its worker cancels it (within about a second).
+    return JobStatusOut(id=job_id, status=Status.REVOKED if outcome == "revoked" else Status.STARTED)
 
 
 @router.post("/{job_id}/retry", status_code=status.HTTP_201_CREATED, responses={409: {"model": ErrorDetailOut}})

@@ -11,7 +11,7 @@ from ..deps import ArqDep
 from ..errors import RETRY_AFTER_S
 from ..metrics import render_metrics
 from ..schemas import HealthOut
-from ..workers import WORKER_ALIVE_S
+from ..workers import alive_since_ms
 
 router = APIRouter(tags=["operations"])
 
@@ -19,10 +19,9 @@ router = APIRouter(tags=["operations"])
 @router.get("/health", responses={503: {"model": HealthOut}})
 async def read_health(arq: ArqDep, response: Response) -> HealthOut:
     """`ok` with the number of live workers and queued jobs; 503 with the same shape while Redis is unreachable."""
-    alive_since_ms = int((time.time() - WORKER_ALIVE_S) * 1000)
     try:
         async with arq.pipeline(transaction=False) as pipe:
-            pipe.zcount(keys.WORKERS_ZSET, alive_since_ms, "+inf")
+            pipe.zcount(keys.WORKERS_ZSET, alive_since_ms(time.time()), "+inf")
             pipe.zcard(default_queue_name)
             workers, queued = await pipe.execute()
     except (RedisError, OSError):

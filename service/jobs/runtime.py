@@ -78,10 +78,6 @@ def instrumented(
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         job_id, job_try = ctx["job_id"], ctx["job_try"]
         claims: ClaimKeeper | None = ctx.get("claims") if record else None
-        if claims is not None:
-            claims.hold(job_id)
-        if record:
-            await _record_start(ctx)
         stats = process_stats(ctx)
         stats["running"] += 1
         fields = {"job_id": job_id, "job_name": name, "job_try": job_try}
@@ -89,6 +85,12 @@ def instrumented(
         started = time.perf_counter()
         error: BaseException | None = None
         try:
+            # Held inside the try, so the finally always releases it: a claim left in the keeper would be renewed
+            # for ever, even once another worker has taken the job over.
+            if claims is not None:
+                claims.hold(job_id)
+            if record:
+                await _record_start(ctx)
             return await coroutine(ctx, *args, **kwargs)
         except TransientFailure as e:
             if job_try >= max_tries:
