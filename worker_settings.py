@@ -2,13 +2,16 @@
 
 from service import serialization
 from service.connections import worker_redis_settings
-from service.jobs import CRON_JOBS, FUNCTIONS, after_job_end, shutdown, startup
-from service.jobs.wakeup import install_wakeup_poll
+from service.jobs import CRON_JOBS, FUNCTIONS, MAX_JOBS, POLL_DELAY_S, after_job_end, shutdown, startup
+from service.jobs.dequeue import install_batch_claims
+from service.jobs.wakeup import install_wakeup_poll, use_uvloop
 from service.logs import configure_logging
 from service.settings import get_settings
 
 configure_logging()
 install_wakeup_poll()
+install_batch_claims()
+use_uvloop()
 _settings = get_settings()
 
 
@@ -22,12 +25,13 @@ class WorkerSettings:
     job_serializer = serialization.job_serializer
     job_deserializer = serialization.job_deserializer
     # An upper bound only: enqueues wake idle workers through pub/sub within a millisecond (service.jobs.wakeup).
-    poll_delay = 0.25
-    max_jobs = 100
+    poll_delay = POLL_DELAY_S
+    max_jobs = MAX_JOBS
     job_timeout = 300
     max_tries = 5
     keep_result = _settings.result_ttl
-    allow_abort_jobs = True
+    # Aborts reach running jobs through pub/sub (service.jobs.aborts) instead of arq's check on every loop.
+    allow_abort_jobs = False
     # arq's default, 0, cancels running jobs on SIGTERM; this lets them finish first (a deploy loses no work).
     job_completion_wait = _settings.shutdown_grace_s
     # arq's default of 3600 s keeps `arq --check` passing for an hour after the last worker died.

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.commands [N]
 
-Ours: N `POST /tasks {"type": 0}` through uvicorn, run by `arq bench.common.OURS`. Bare arq: N `enqueue_job` calls,
+Ours: N `POST /tasks {"type": 0}` through uvicorn, run by `arq bench.ours.OURS`. Bare arq: N `enqueue_job` calls,
 run by a worker with arq's defaults. The counter is reset before and read after; the bench's own INFO, CONFIG and
 ZCARD calls are subtracted. Idle workers poll and beat meanwhile, so the window is kept short.
 """
@@ -59,14 +59,14 @@ async def main(n: int) -> dict[str, float]:
         redis = await create_pool(
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )
-        with worker("ARQ_DEFAULTS", env, Path(tmp) / "arq.log"):
+        with worker("bench.probes.ARQ_DEFAULTS", env, Path(tmp) / "arq.log"):
             bare = await measure(redis, n, None)
-        with worker("OURS", env, Path(tmp) / "ours.log"), web(env, Path(tmp) / "web.log") as url:
+        with worker("bench.ours.OURS", env, Path(tmp) / "ours.log"), web(env, Path(tmp) / "web.log") as url:
             ours = await measure(redis, n, url)
         await redis.aclose()
     for name, used in (("bare arq", bare), ("ours", ours)):
         per_job[name] = sum(used.values()) / n
-        top = ", ".join(f"{cmd} {calls / n:.1f}" for cmd, calls in used.most_common(12))
+        top = ", ".join(f"{cmd} {calls / n:.1f}" for cmd, calls in used.most_common(30))
         print(f"{name:9} {per_job[name]:5.1f} commands/job   [{top}]")
     return per_job
 

@@ -35,7 +35,7 @@ async def main(n: int) -> tuple[float, float]:
         redis = await create_pool(
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )
-        with worker("OURS", env, Path(tmp) / "worker.log"), web(env, Path(tmp) / "web.log") as url:
+        with worker("bench.ours.OURS", env, Path(tmp) / "worker.log"), web(env, Path(tmp) / "web.log") as url:
             async with httpx.AsyncClient(timeout=30) as client:
                 delays = [await one(client, redis, url) for _ in range(n)]
         await redis.aclose()

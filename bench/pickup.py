@@ -51,8 +51,10 @@ async def main(n: int) -> dict[str, tuple[float, float]]:
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )
         try:
-            for name, ours, count in (("OURS", True, n), ("ARQ_DEFAULTS", False, max(20, n // 5))):
-                with worker(name, env, Path(tmp) / f"{name}.log"):
+            for name, count in (("OURS", n), ("ARQ_DEFAULTS", max(20, n // 5)), ("ARQ_OUR_SETTINGS", max(20, n // 5))):
+                ours = name == "OURS"
+                target = "bench.ours.OURS" if ours else f"bench.probes.{name}"
+                with worker(target, env, Path(tmp) / f"{name}.log"):
                     await measure(redis, ours, 5)  # warm-up
                     values = await measure(redis, ours, count)
                 figures[name] = (pct(values, 50), pct(values, 95))

@@ -38,7 +38,7 @@ def main(rows: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, private_server(Path(tmp) / "valkey") as server:
         env = bench_env(server.url, Path(tmp) / "data", sleep_scale=0.01)
         headers = {"Authorization": f"Bearer {create_token('bench', SECRET)}"}
-        with worker("OURS", env, Path(tmp) / "worker.log") as proc, web(env, Path(tmp) / "web.log") as url:
+        with worker("bench.ours.OURS", env, Path(tmp) / "worker.log") as proc, web(env, Path(tmp) / "web.log") as url:
             idle = rss_kib(proc.pid)
             location = httpx.post(url + "/reports", json={"rows": rows}, headers=headers).headers["location"]
             started, samples = time.perf_counter(), []

@@ -1,5 +1,7 @@
 """The application factory: lifespan (one Redis pool per process), routers and error handlers."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
@@ -9,6 +11,7 @@ from fastapi import FastAPI
 
 from .api import api_router
 from .connections import web_redis
+from .counters import MetricsBuffer
 from .errors import install_error_handlers
 from .middleware import BodyLimit
 from .settings import Settings, get_settings
@@ -20,6 +23,13 @@ MAX_BODY_BYTES = 64 * 1024
 class State(TypedDict):
     settings: Settings
     arq: ArqRedis
+    metrics: MetricsBuffer
+
+
+async def _cancel(task: "asyncio.Task[None]") -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,7 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             arq = web_redis(settings)
             # The pool was passed in explicitly, so redis-py closes it only when asked to.
             stack.push_async_callback(arq.aclose, close_connection_pool=True)
-            yield {"settings": settings, "arq": arq}
+            # This process's counts (enqueues), added to Redis every few seconds, before /metrics and at shutdown.
+            metrics = MetricsBuffer()
+            flusher = asyncio.create_task(metrics.flush_forever(arq), name="metrics-flush")
+            stack.push_async_callback(metrics.flush, arq)
+            stack.push_async_callback(_cancel, flusher)
+            yield {"settings": settings, "arq": arq, "metrics": metrics}
 
     app = FastAPI(
         title="fastapi-arq-jobs",

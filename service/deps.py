@@ -7,28 +7,37 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .auth import InvalidToken, User, verify_token
+from .counters import MetricsBuffer
 from .errors import NotAuthenticated
 from .jobstore import MAX_JOB_ID_LENGTH
 from .settings import Settings
 
+# Every dependency here is `async def` although none awaits: FastAPI runs a plain `def` dependency in its thread
+# pool, a thread hop per dependency per request that cost about half the throughput of `GET /tasks/{id}`.
 _bearer = HTTPBearer(auto_error=False, description="a token from `python -m service token USER_ID [--admin]`")
 
 
-def get_arq(request: Request) -> ArqRedis:
+async def get_arq(request: Request) -> ArqRedis:
     arq: ArqRedis = request.state.arq
     return arq
 
 
-def get_settings_from_state(request: Request) -> Settings:
+async def get_settings_from_state(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
 
 
+async def get_metrics(request: Request) -> MetricsBuffer:
+    metrics: MetricsBuffer = request.state.metrics
+    return metrics
+
+
 ArqDep = Annotated[ArqRedis, Depends(get_arq)]
+MetricsDep = Annotated[MetricsBuffer, Depends(get_metrics)]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_state)]
 
 
-def get_optional_user(
+async def get_optional_user(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User | None:
     """The caller if they sent a bearer token; a bad token is refused even where none is needed."""
@@ -43,7 +52,7 @@ def get_optional_user(
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
-def get_current_user(user: OptionalUser) -> User:
+async def get_current_user(user: OptionalUser) -> User:
     if user is None:
         raise NotAuthenticated("a bearer token is required")
     return user

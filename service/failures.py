@@ -18,6 +18,10 @@ class TransientFailure(PublicFailure):
     """Worth another try: retried with exponential backoff and jitter up to the job kind's limit."""
 
 
+class JobAborted(PublicFailure):
+    """Raised in place of the cancellation of a job aborted through the API while it ran (status REVOKED)."""
+
+
 UNEXPECTED = "the job failed unexpectedly; the worker's log has the details"
 # Raised by arq itself, with messages it writes (no user data in them).
 _ARQ_MESSAGES = (JobExecutionFailed, SerializationError, RetryJob)

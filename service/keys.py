@@ -2,6 +2,7 @@
 
 PREFIX = "fj:"
 WAKEUP_CHANNEL = PREFIX + "wakeup"
+ABORT_CHANNEL = PREFIX + "abort"  # pub/sub: the id of a running job to cancel, for whichever worker runs it
 WORKERS_ZSET = PREFIX + "workers"
 
 
@@ -24,11 +25,11 @@ def effect_done(job_id: str, effect: str) -> str:
     return f"{PREFIX}done:{job_id}:{effect}"
 
 
-ALL_JOBS_INDEX = PREFIX + "idx:all"
+ALL_JOBS_INDEX = PREFIX + "idx:all"  # every job id by enqueue time (µs)
 
 
 def user_jobs_index(owner: str) -> str:
-    """Sorted set of a user's job ids by enqueue time (ms): what `GET /jobs` pages through."""
+    """Sorted set of a user's job ids by enqueue time (µs): what `GET /jobs` pages through."""
     return f"{PREFIX}idx:user:{owner}"
 
 

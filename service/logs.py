@@ -23,3 +23,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     if not any(isinstance(h, JsonLinesHandler) for h in logger.handlers):
         logger.addHandler(JsonLinesHandler())
     logger.setLevel(level)
+    # No format here or in arq's or uvicorn's uses the caller's file and line, thread or process names; skipping
+    # them is the logging HOWTO's own optimisation, and a busy worker spent a tenth of its time making records.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from . import keys
-from .jobs.stats import DURATION_BUCKETS
+from .counters import DURATION_BUCKETS
 from .workers import alive_workers
 
 # The outcomes a worker records, under the names Flower and Celery users look for (others keep their own name).

@@ -1,12 +1,12 @@
 """Enqueueing and aborting: arq's own wire format plus this service's bookkeeping, each in one atomic script."""
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import uuid4
 
 from arq.connections import ArqRedis
 from arq.constants import (
-    abort_jobs_ss,
     default_queue_name,
     expires_extra_ms,
     in_progress_key_prefix,
@@ -23,13 +23,17 @@ from .serialization import job_serializer
 
 # A queued job that no worker starts within a day expires, as arq's own default; its record goes with it.
 JOB_EXPIRES_MS = expires_extra_ms
+# A job's record outlives its result: the job may start as late as JOB_EXPIRES_MS after its enqueue, and its last
+# try may then run for arq's job timeout (300 s) before the result's own lifetime begins.
+RECORD_MARGIN_S = 600
 IDEMPOTENCY_TTL_S = 24 * 3600
 
 # One round trip, atomic, so that concurrent requests can neither both pass the quota nor both create a job for
 # one idempotency key. Returns {1, id} when queued, {0, first id} for an idempotent repeat, {2, ''} over quota.
-# KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key, enqueued counter.
+# KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key.
 # ARGV: id, payload, now ms, job ttl ms, record ttl ms, idempotency ttl s, wake-up channel, use idempotency (0/1),
-#       quota (0 = none), job key prefix, owner (or ''), function name, then the record's field/value pairs.
+#       quota (0 = none), job key prefix, owner (or ''), index score (now in µs: jobs queued within the same
+#       millisecond still list in order), then the record's field/value pairs.
 ENQUEUE_SCRIPT = """
 local id, now, job_ttl, record_ttl = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if ARGV[8] == '1' then
@@ -53,28 +57,29 @@ redis.call('PSETEX', KEYS[1], job_ttl, ARGV[2])
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('HSET', KEYS[3], unpack(ARGV, 13))
 redis.call('PEXPIRE', KEYS[3], record_ttl)
--- Index entries live as long as the records they point to.
-redis.call('ZADD', KEYS[4], now, id)
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - record_ttl)
+-- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs index
+-- (every anonymous enqueue would pay for it) by the worker's cron job.
+redis.call('ZADD', KEYS[4], ARGV[12], id)
 if ARGV[11] ~= '' then
-  redis.call('ZADD', KEYS[5], now, id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - record_ttl)
+  redis.call('ZADD', KEYS[5], ARGV[12], id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', string.format('%d', tonumber(ARGV[12]) - record_ttl * 1000))
   redis.call('PEXPIRE', KEYS[5], record_ttl)
 end
-redis.call('HINCRBY', KEYS[8], ARGV[12], 1)
 redis.call('PUBLISH', ARGV[7], '')
 return {1, id}
 """
 
 # Abort one job atomically. A job a worker has claimed gets arq's abort flag (the worker cancels it); a queued or
 # deferred one is taken off the queue and given its REVOKED result here, so it never runs even with no worker up.
-# KEYS: job, in-progress, queue, result, retry counter, arq's abort set, events channel.
-# ARGV: id, result payload, result ttl ms, now ms, wake-up channel.
+# A running job is flagged in its record (a worker starting it checks the flag: that covers a job claimed but not
+# yet started, and one whose worker died) and named on the abort channel, on which every worker listens.
+# KEYS: job, in-progress, queue, result, retry counter, record, events channel.
+# ARGV: id, result payload, result ttl ms, now ms, abort channel.
 ABORT_SCRIPT = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return 'terminal' end
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
-  redis.call('PUBLISH', ARGV[5], '')
+  redis.call('HSET', KEYS[6], 'abort_requested', ARGV[4])
+  redis.call('PUBLISH', ARGV[5], ARGV[1])
   return 'running'
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
@@ -125,21 +130,20 @@ async def enqueue(
         keys.user_jobs_index(scope),
         keys.active_jobs(scope),
         keys.idempotency(owner, idempotency_key or ""),
-        keys.METRICS_ENQUEUED,
     ]
     args: list[str | int | bytes] = [
         job_id,
         payload,
         now_ms,
         JOB_EXPIRES_MS,
-        JOB_EXPIRES_MS + record_ttl_s * 1000,
+        JOB_EXPIRES_MS + (RECORD_MARGIN_S + record_ttl_s) * 1000,
         IDEMPOTENCY_TTL_S,
         keys.WAKEUP_CHANNEL,
         int(idempotency_key is not None),
         max_active if owner is not None else 0,
         job_key_prefix,
         owner or "",
-        function_name,
+        time.time_ns() // 1000,
     ]
     script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
     outcome, found = await script(keys=script_keys, args=[*args, *record])
@@ -165,9 +169,9 @@ async def abort(
         default_queue_name,
         result_key_prefix + job_id,
         retry_key_prefix + job_id,
-        abort_jobs_ss,
+        keys.job_record(job_id),
         keys.job_events(job_id),
     ]
-    args: list[str | int | bytes] = [job_id, result or b"", result_ttl_s * 1000, now_ms, keys.WAKEUP_CHANNEL]
+    args: list[str | int | bytes] = [job_id, result or b"", result_ttl_s * 1000, now_ms, keys.ABORT_CHANNEL]
     outcome: bytes = await redis.register_script(ABORT_SCRIPT)(keys=script_keys, args=args)
     return outcome.decode()  # type: ignore[return-value]  # one of the script's four answers

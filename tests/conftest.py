@@ -126,6 +126,10 @@ async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callab
 
     yield make
     for w in workers:
+        # close() cancels jobs still in flight (arq's shutdown), and its gather then raises: a test that ends as
+        # soon as a job's result is visible would race the job's last step (its after_job_end hook).
+        if w.tasks:
+            await asyncio.wait(list(w.tasks.values()), timeout=5)
         await w.close()
 
 

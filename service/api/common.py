@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from arq.connections import ArqRedis
 from fastapi import Depends, Response, status
 
-from ..deps import ArqDep, IdempotencyKey, SettingsDep
+from ..counters import MetricsBuffer
+from ..deps import ArqDep, IdempotencyKey, MetricsDep, SettingsDep
 from ..queue import enqueue
 from ..settings import Settings
 
@@ -18,6 +19,7 @@ logger = logging.getLogger("service.api")
 class Submitter:
     arq: ArqRedis
     settings: Settings
+    metrics: MetricsBuffer
     response: Response
     idempotency_key: str | None
 
@@ -33,6 +35,7 @@ class Submitter:
             idempotency_key=self.idempotency_key,
         )
         if queued.created:
+            self.metrics.add_enqueued(function_name)
             logger.info("job enqueued", extra={"job_id": queued.job_id, "job_name": function_name})
         else:
             # An Idempotency-Key repeat: the first call's job, and nothing new was queued.
@@ -40,10 +43,14 @@ class Submitter:
         return queued.job_id
 
 
-def get_submitter(
-    arq: ArqDep, settings: SettingsDep, response: Response, idempotency_key: IdempotencyKey = None
+async def get_submitter(
+    arq: ArqDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> Submitter:
-    return Submitter(arq, settings, response, idempotency_key)
+    return Submitter(arq, settings, metrics, response, idempotency_key)
 
 
 SubmitDep = Annotated[Submitter, Depends(get_submitter)]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from redis.exceptions import RedisError
 
 from .. import keys
-from ..deps import ArqDep
+from ..deps import ArqDep, MetricsDep
 from ..errors import RETRY_AFTER_S
 from ..metrics import render_metrics
 from ..schemas import HealthOut
@@ -32,6 +32,8 @@ async def read_health(arq: ArqDep, response: Response) -> HealthOut:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def read_metrics(arq: ArqDep) -> Response:
-    """Prometheus metrics, counted across every worker and web process (the counters live in Redis)."""
+async def read_metrics(arq: ArqDep, metrics: MetricsDep) -> Response:
+    """Prometheus metrics, counted across every worker and web process (the counters live in Redis; each process
+    adds its own every few seconds, and this one adds its own first)."""
+    await metrics.flush(arq)
     return Response(await render_metrics(arq), media_type="text/plain; version=0.0.4; charset=utf-8")

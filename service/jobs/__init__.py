@@ -6,16 +6,22 @@ from typing import Any
 
 from arq.cron import cron
 
+from ..counters import metrics_buffer, process_stats
 from ..settings import get_settings
 from . import heartbeat, wakeup
+from .batching import batcher
 from .claims import ClaimKeeper
 from .context import job_redis
+from .housekeeping import trim_job_index
 from .notifications import NOTIFICATION_MAX_TRIES, send_notification
 from .reports import generate_report, remove_expired_reports
 from .runtime import announce_end, instrumented, job_function
-from .stats import process_stats
 from .tasks import run_sleep_task
 
+# Jobs one worker process runs at once (arq's `max_jobs`).
+MAX_JOBS = 100
+# arq's `poll_delay`: an upper bound only, as enqueues wake idle workers through pub/sub (`wakeup`).
+POLL_DELAY_S = 0.25
 FUNCTIONS = [
     job_function(run_sleep_task),
     job_function(send_notification, max_tries=NOTIFICATION_MAX_TRIES),
@@ -28,7 +34,13 @@ CRON_JOBS = [
         name="remove_expired_reports",
         minute=set(range(0, 60, 5)),
         unique=True,
-    )
+    ),
+    cron(
+        instrumented(trim_job_index, record=False),
+        name="trim_job_index",
+        minute=set(range(2, 60, 5)),
+        unique=True,
+    ),
 ]
 
 
@@ -39,24 +51,32 @@ async def startup(ctx: dict[str, Any]) -> None:
     claims = ctx["claims"] = ClaimKeeper(ctx["settings"].redis_url)
     claims.start()
     redis = job_redis(ctx)
-    ctx["background_tasks"] = [
-        asyncio.create_task(heartbeat.beat_forever(redis, ctx["worker_id"], process_stats(ctx)), name="heartbeat"),
-        asyncio.create_task(wakeup.listen_for_wakeups(redis), name="wakeup-listener"),
-    ]
+    batcher(ctx)  # made here, in the ctx every job's copy comes from
+    stop_beating = ctx["stop_beating"] = asyncio.Event()
+    beats = heartbeat.beat_forever(redis, ctx["worker_id"], process_stats(ctx), metrics_buffer(ctx), stop_beating)
+    ctx["heartbeat"] = asyncio.create_task(beats, name="heartbeat")
+    ctx["background_tasks"] = [asyncio.create_task(wakeup.listen(redis), name="wakeup-listener")]
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     tasks: list[asyncio.Task[None]] = ctx.pop("background_tasks", [])
     for task in tasks:
         task.cancel()
+    if heartbeat_task := ctx.pop("heartbeat", None):
+        # Stopped rather than cancelled, so that its last beat lands before `forget` below; one stuck on a Redis
+        # outage is cancelled after a while.
+        ctx["stop_beating"].set()
+        await asyncio.wait({heartbeat_task}, timeout=heartbeat.WORKER_HEARTBEAT_S)
+        heartbeat_task.cancel()
+        tasks.append(heartbeat_task)
     await asyncio.gather(*tasks, return_exceptions=True)
     if claims := ctx.pop("claims", None):
         await asyncio.to_thread(claims.stop)
+    await metrics_buffer(ctx).flush(job_redis(ctx))
     with contextlib.suppress(Exception):
         await heartbeat.forget(job_redis(ctx), ctx["worker_id"])
 
 
 async def after_job_end(ctx: dict[str, Any]) -> None:
-    """arq's `after_job_end` hook: announce the change, and look at the queue again now that a slot is free."""
-    wakeup.wake_local()
+    """arq's `after_job_end` hook: announce the change (a full worker's wake-up is `wakeup.start_jobs`'s)."""
     await announce_end(ctx)

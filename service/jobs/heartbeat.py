@@ -1,6 +1,7 @@
 """A heartbeat per worker process, so `/health` counts live workers one by one."""
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -13,6 +14,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from .. import keys
+from ..counters import MetricsBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +47,20 @@ async def beat(redis: ArqRedis, worker_id: str, started_ms: int, stats: Mapping[
         await pipe.execute()
 
 
-async def beat_forever(redis: ArqRedis, worker_id: str, stats: Mapping[str, int]) -> None:
+async def beat_forever(
+    redis: ArqRedis, worker_id: str, stats: Mapping[str, int], metrics: MetricsBuffer, stop: asyncio.Event
+) -> None:
+    """Beat every WORKER_HEARTBEAT_S until `stop` is set, adding the process's metrics counted since the last beat
+    to Redis. Stopped, not cancelled: a beat cancelled in flight could still land after `forget`."""
     started_ms = int(time.time() * 1000)
-    while True:
+    while not stop.is_set():
+        await metrics.flush(redis)
         try:
             await beat(redis, worker_id, started_ms, stats)
         except (RedisError, OSError) as e:
             logger.warning("worker heartbeat failed: %r", e)
-        await asyncio.sleep(WORKER_HEARTBEAT_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WORKER_HEARTBEAT_S)
 
 
 async def forget(redis: ArqRedis, worker_id: str) -> None:

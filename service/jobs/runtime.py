@@ -14,18 +14,20 @@ from arq.constants import in_progress_key_prefix
 from arq.typing import WorkerCoroutine
 from arq.utils import timestamp_ms
 from arq.worker import Function, func
+from redis.asyncio.client import Pipeline
 
 from .. import keys
-from ..failures import PermanentFailure, TransientFailure, public_error
+from ..counters import metrics_buffer, process_stats
+from ..failures import JobAborted, PermanentFailure, TransientFailure, public_error
+from ..queue import RECORD_MARGIN_S
+from . import aborts
+from .batching import batcher
 from .claims import CLAIM_TTL_S, ClaimKeeper
 from .context import job_redis, job_settings
-from .stats import process_stats, record_outcome
 
 logger = logging.getLogger(__name__)
 
 JobCoroutine = Callable[..., Awaitable[Any]]
-# A record touched at start lives at least this long past the result (arq's job_timeout is 300 s).
-RECORD_MARGIN_S = 600
 DEFAULT_MAX_TRIES = 5
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
@@ -37,17 +39,25 @@ def backoff_s(job_try: int, scale: float = 1.0) -> float:
     return (step / 2 + random.uniform(0, step / 2)) * scale
 
 
-async def _record_start(ctx: dict[str, Any]) -> None:
+async def _record_start(ctx: dict[str, Any]) -> bool:
+    """Record and announce the start; True if the job was aborted before it could start."""
     job_id = ctx["job_id"]
     record_key = keys.job_record(job_id)
-    async with job_redis(ctx).pipeline(transaction=False) as pipe:
+    started = {"started_at": timestamp_ms(), "attempt": ctx["job_try"], "worker": ctx.get("worker_id", "")}
+
+    def commands(pipe: Pipeline) -> None:
         # arq claimed the job for its largest timeout + 10 s; shorten that, the claim keeper renews it.
         pipe.pexpire(in_progress_key_prefix + job_id, CLAIM_TTL_S * 1000)
-        started = {"started_at": timestamp_ms(), "attempt": ctx["job_try"], "worker": ctx.get("worker_id", "")}
+        pipe.hmget(record_key, ["enqueued_at", "abort_requested"])
         pipe.hset(record_key, mapping=started)
-        pipe.expire(record_key, job_settings(ctx).result_ttl + RECORD_MARGIN_S)
         pipe.publish(keys.job_events(job_id), b"")
-        await pipe.execute()
+
+    _, (enqueued_at, abort_requested), _, _ = await batcher(ctx).send(commands)
+    if enqueued_at is None:
+        # Queued by another client (arq's own enqueue_job, say): the record was created just now, without the
+        # lifetime service.queue.enqueue gives it.
+        await job_redis(ctx).expire(record_key, job_settings(ctx).result_ttl + RECORD_MARGIN_S)
+    return abort_requested is not None
 
 
 async def _record_retry(ctx: dict[str, Any], error: BaseException) -> None:
@@ -61,27 +71,42 @@ def _outcome(exc: BaseException | None) -> str:
         return "success"
     if isinstance(exc, Retry):
         return "retry"
-    if isinstance(exc, asyncio.CancelledError):
-        return "cancelled"
+    if isinstance(exc, (asyncio.CancelledError, JobAborted)):
+        return "cancelled"  # an abort is counted by the API, which knows of aborts before a start too
     return "failure"
+
+
+async def _translate(ctx: dict[str, Any], exc: BaseException, max_tries: int) -> BaseException:
+    """What a job's exception becomes for arq: a `TransientFailure` arq's `Retry` with backoff (or a
+    `PermanentFailure` on the last try), the cancellation of an aborted job a `JobAborted` failure (which arq
+    records as the result; a cancellation it would run again); anything else stays as it is."""
+    if isinstance(exc, TransientFailure):
+        job_try = ctx["job_try"]
+        if job_try >= max_tries:
+            return PermanentFailure(f"gave up after {job_try} tries: {exc}")
+        await _record_retry(ctx, exc)
+        return Retry(defer=backoff_s(job_try, job_settings(ctx).sleep_scale))
+    if isinstance(exc, asyncio.CancelledError) and aborts.was_aborted(ctx["job_id"]):
+        return JobAborted("the job was aborted while it ran")
+    return exc  # a cancellation by a worker shutting down included: arq puts the job back in the queue
 
 
 def instrumented(
     coroutine: JobCoroutine, *, record: bool = True, max_tries: int = DEFAULT_MAX_TRIES
 ) -> WorkerCoroutine:
-    """Wrap `coroutine` with the bookkeeping every job needs: its start recorded and announced (unless `record` is
-    False, as for cron jobs, which have no record); a `TransientFailure` turned into arq's `Retry` with backoff,
-    or into a `PermanentFailure` on the last try; one log line at the start and one at the end."""
+    """Wrap `coroutine` with the bookkeeping every job needs: its start recorded and announced and its abort
+    honoured (unless `record` is False, as for cron jobs, which have no record); failures translated for arq
+    (`_translate`); its outcome counted; one log line at the start and one at the end."""
     name = coroutine.__name__
 
     @functools.wraps(coroutine)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        job_id, job_try = ctx["job_id"], ctx["job_try"]
+        job_id = ctx["job_id"]
         claims: ClaimKeeper | None = ctx.get("claims") if record else None
         stats = process_stats(ctx)
         stats["running"] += 1
-        fields = {"job_id": job_id, "job_name": name, "job_try": job_try}
-        logger.info("job started", extra=fields)
+        fields = {"job_id": job_id, "job_name": name, "job_try": ctx["job_try"]}
+        logger.debug("job started", extra=fields)  # arq logs each start too; "job ended" has the duration
         started = time.perf_counter()
         error: BaseException | None = None
         try:
@@ -90,19 +115,18 @@ def instrumented(
             if claims is not None:
                 claims.hold(job_id)
             if record:
-                await _record_start(ctx)
+                aborts.track(job_id)  # before the start is recorded: an abort from then on reaches this task
+                if await _record_start(ctx):
+                    raise JobAborted("the job was aborted before it started")
             return await coroutine(ctx, *args, **kwargs)
-        except TransientFailure as e:
-            if job_try >= max_tries:
-                error = PermanentFailure(f"gave up after {job_try} tries: {e}")
-                raise error from e
-            await _record_retry(ctx, e)
-            error = Retry(defer=backoff_s(job_try, job_settings(ctx).sleep_scale))
-            raise error from e
         except BaseException as e:
-            error = e
-            raise
+            error = await _translate(ctx, e, max_tries)
+            if error is e:
+                raise
+            raise error from (None if isinstance(error, JobAborted) else e)
         finally:
+            if record:
+                aborts.untrack(job_id)
             if claims is not None:
                 claims.release(job_id)
             duration = round(time.perf_counter() - started, 6)
@@ -110,15 +134,12 @@ def instrumented(
             stats["running"] -= 1
             stats["done"] += 1
             if record:
-                await asyncio.shield(record_outcome(ctx, name, outcome, duration))
+                metrics_buffer(ctx).add(name, outcome, duration)
             level = logging.WARNING if outcome == "failure" else logging.INFO
-            extra = {
-                **fields,
-                "duration_s": duration,
-                "outcome": outcome,
-                "error": type(error).__name__ if error else None,
-            }
-            logger.log(level, "job ended", extra=extra)
+            error_name = type(error).__name__ if error else None
+            logger.log(
+                level, "job ended", extra={**fields, "duration_s": duration, "outcome": outcome, "error": error_name}
+            )
 
     return run
 
@@ -134,4 +155,5 @@ def job_function(
 
 async def announce_end(ctx: dict[str, Any]) -> None:
     """arq's `after_job_end` hook (after the result or the retry is written): tell stream subscribers."""
-    await job_redis(ctx).publish(keys.job_events(ctx["job_id"]), b"")
+    channel = keys.job_events(ctx["job_id"])
+    await batcher(ctx).send(lambda pipe: pipe.publish(channel, b""))

@@ -3,7 +3,8 @@
 arq has no blocking dequeue: its worker loop (`arq.worker.Worker.main`) polls the queue every `poll_delay`
 seconds through the module-level generator `arq.worker.poll`. We replace that generator with one that also ends
 its wait as soon as a message arrives on `keys.WAKEUP_CHANNEL` (published in the enqueue transaction) or a job
-of this process ends (a slot is free again). `poll_delay` remains the upper bound, for deferred jobs and retries.
+of this process ends while the worker was full. `poll_delay` remains the upper bound, for deferred jobs and retries.
+The same subscription carries aborts of running jobs (`service.jobs.aborts`).
 """
 
 import asyncio
@@ -13,10 +14,14 @@ import weakref
 from collections.abc import AsyncGenerator
 
 import arq.worker
+import uvloop
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from .. import keys
+from . import aborts
+
+ABORT_CHANNEL = keys.ABORT_CHANNEL.encode()
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +64,28 @@ def install_wakeup_poll() -> None:
     arq.worker.poll = poll
 
 
-async def listen_for_wakeups(redis: ArqRedis) -> None:
-    """Subscribe to the wake-up channel for the life of the worker, resubscribing after a Redis outage."""
+async def listen(redis: ArqRedis) -> None:
+    """For the life of the worker, wake it on enqueues and cancel the jobs the API aborts; resubscribe after a
+    Redis outage."""
     event = _event()
     while True:
         try:
             async with redis.pubsub() as pubsub:
-                await pubsub.subscribe(keys.WAKEUP_CHANNEL)
+                await pubsub.subscribe(keys.WAKEUP_CHANNEL, keys.ABORT_CHANNEL)
                 # Jobs may have been queued while we were not listening.
                 event.set()
                 async for message in pubsub.listen():
-                    if message["type"] == "message":
+                    if message["type"] != "message":
+                        continue
+                    if message["channel"] == ABORT_CHANNEL:
+                        aborts.abort(message["data"].decode())
+                    else:
                         event.set()
         except (RedisError, OSError) as e:
             logger.warning("wake-up subscription lost (%r); polling every poll_delay until it is back", e)
             await asyncio.sleep(1)
+
+
+def use_uvloop() -> None:
+    """Run the worker on uvloop, as uvicorn runs the web app: arq takes the policy's loop when it starts."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

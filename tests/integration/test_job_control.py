@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from asgi_lifespan import LifespanManager
 from dirty_equals import IsPartialDict
@@ -94,6 +95,22 @@ async def test_abort_a_running_job(
     await run_until(lambda: _has_status(client, job_id, "REVOKED"), "the running job to be revoked")
     report(f"running job revoked {time.perf_counter() - started:.3f} s after the abort request")
     running.cancel()
+
+
+async def test_an_abort_outlives_the_worker_that_ran_the_job(
+    client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis
+) -> None:
+    """A job claimed by a worker that then dies: the abort flag in its record stops the next worker's try."""
+    job_id = (await client.post("/tasks", json={"type": 3})).json()["task_id"]
+    await arq_pool.psetex(in_progress_key_prefix + job_id, 10_000, b"1")  # a worker's claim
+    response = await client.post(f"/jobs/{job_id}/abort")
+    assert response.status_code == 202 and response.json()["status"] == "STARTED"
+    await arq_pool.delete(in_progress_key_prefix + job_id)  # its worker died and the claim expired
+    await worker().main()
+    view = await status_of(client, job_id)
+    assert view == IsPartialDict(status="REVOKED", attempt=1)
+    assert view["error"] == {"type": "JobAborted", "message": "the job was aborted before it started"}
+    assert (await client.get(f"/tasks/{job_id}")).json()["task_status"] == "REVOKED"
 
 
 async def _has_status(client: AsyncClient, job_id: str, wanted: str) -> bool:

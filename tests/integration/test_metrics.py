@@ -1,5 +1,6 @@
 """/metrics (Prometheus text) and the dashboard's data: counted from Redis, so every process's work shows."""
 
+import asyncio
 from collections.abc import Callable
 
 from arq.worker import Worker
@@ -7,6 +8,7 @@ from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.settings import Settings
+from tests.conftest import run_until
 from tests.integration.helpers import auth
 
 
@@ -27,8 +29,12 @@ async def test_metrics_count_every_outcome(
     await client.post("/send-notification/flaky@example.com")
     aborted = (await client.post("/tasks", json={"type": 1})).json()["task_id"]
     await client.post(f"/jobs/{aborted}/abort")
-    await worker(max_burst_jobs=4).main()  # 3 tasks, the bounce, one try of the flaky one (ordering aside)
-    await worker().main()
+    first, second = worker(max_burst_jobs=4), worker()
+    await first.main()  # 3 tasks, the bounce, one try of the flaky one (ordering aside)
+    await second.main()
+    # A worker adds its counts to Redis with its heartbeat and as it stops.
+    await first.close()
+    await second.close()
     # A second app process would read the same numbers: they live in Redis, not in this process.
     response = await client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
@@ -52,7 +58,9 @@ async def test_dashboard_data_is_for_admins(
 ) -> None:
     await client.post("/send-notification/bounce@example.com")
     await client.post("/tasks", json={"type": 0})
-    await worker().main()
+    w = worker()
+    await w.main()
+    await w.close()  # adds the worker's counts to Redis
     assert (await client.get("/dashboard/data")).status_code == 401
     assert (await client.get("/dashboard/data", headers=auth(settings, "alice"))).status_code == 403
     data = (await client.get("/dashboard/data", headers=auth(settings, "ops", admin=True))).json()
@@ -70,3 +78,18 @@ async def test_pages_are_served(client: AsyncClient) -> None:
         response = await client.get(path)
         assert response.status_code == 200 and marker in response.text, path
     assert "http" not in (await client.get("/")).text.split("<body>")[0].replace("http-equiv", "")  # no CDN
+
+
+async def test_a_running_worker_adds_its_counts_with_its_heartbeat(
+    client: AsyncClient, worker: Callable[..., Worker]
+) -> None:
+    w = worker(burst=False, poll_delay=3600)
+    running = asyncio.create_task(w.main())
+    await client.post("/tasks", json={"type": 0})
+
+    async def completed() -> float:
+        got = samples((await client.get("/metrics")).text)
+        return got.get(("arqjobs_jobs_completed_total", (("job", "run_sleep_task"),)), 0)
+
+    assert await run_until(completed, "the worker's next heartbeat to add its count") == 1
+    running.cancel()

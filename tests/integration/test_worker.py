@@ -1,11 +1,20 @@
 """The worker as WorkerSettings builds it: wake-ups, heartbeats, logs."""
 
 import asyncio
+import functools
+import time
 from collections.abc import Callable
 
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from httpx import AsyncClient
 
+from service import keys
+from service.jobs import MAX_JOBS
+from service.jobs.housekeeping import trim_job_index
+from service.queue import enqueue
+from service.settings import Settings
 from tests.conftest import run_until
 
 
@@ -36,3 +45,58 @@ async def test_health_counts_a_running_worker(client: AsyncClient, worker: Calla
     running.cancel()
     await w.close()
     assert (await client.get("/health")).json()["workers"] == 0
+
+
+async def test_a_full_worker_takes_a_new_job_as_soon_as_a_slot_frees(
+    client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis, settings: Settings
+) -> None:
+    # Queued before the worker starts, in this order: an instant job, MAX_JOBS - 1 jobs of 3 s, and one more
+    # instant job for which the worker has no slot. arq does not read the queue while it runs max_jobs jobs, and
+    # the next poll is an hour away: only the wake-up from the first job's end can start the last one.
+    async def queue(task_type: int) -> str:
+        return (await enqueue(arq_pool, "run_sleep_task", {"task_type": task_type}, record_ttl_s=60)).job_id
+
+    first = await queue(0)
+    slow = [await queue(3) for _ in range(MAX_JOBS - 1)]
+    waiting = await queue(0)
+    now_ms = time.time() * 1000
+    await arq_pool.zadd("arq:queue", {first: now_ms - 3, **dict.fromkeys(slow, now_ms - 2), waiting: now_ms - 1})
+    w = worker(burst=False, poll_delay=3600, ctx={"settings": settings.model_copy(update={"sleep_scale": 0.1})})
+    running = asyncio.create_task(w.main())
+    await run_until(functools.partial(_succeeded, client, waiting), "the job that waited for a free slot")
+    # It ran in the slot the first job freed, while every slow job still held its own.
+    assert await arq_pool.exists(*(in_progress_key_prefix + job_id for job_id in slow)) == MAX_JOBS - 1
+    running.cancel()
+
+
+async def _succeeded(client: AsyncClient, task_id: str) -> bool:
+    return (await client.get(f"/tasks/{task_id}")).json()["task_status"] == "SUCCESS"
+
+
+async def test_the_cron_trims_the_all_jobs_index(arq_pool: ArqRedis, settings: Settings) -> None:
+    await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=settings.result_ttl)
+    long_gone = (time.time() - 3 * 86400) * 1_000_000  # an entry older than any record lives
+    await arq_pool.zadd(keys.ALL_JOBS_INDEX, {"expired-job": long_gone})
+    assert await trim_job_index({"redis": arq_pool, "settings": settings}) == 1
+    assert await arq_pool.zcard(keys.ALL_JOBS_INDEX) == 1
+
+
+async def test_a_worker_takes_only_due_jobs_nobody_has_claimed(
+    client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis, settings: Settings
+) -> None:
+    # The batch claim (service.jobs.dequeue) keeps arq's rules: a claimed job and a deferred one are left alone.
+    claimed = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
+    await arq_pool.psetex(in_progress_key_prefix + claimed, 60_000, b"1")  # as another worker's claim
+    later = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
+    await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})  # deferred by an hour
+    w = worker(burst=False)  # a burst worker would wait for the queue to empty
+    running = asyncio.create_task(w.main())
+    free = [(await client.post("/tasks", json={"type": 0})).json()["task_id"] for _ in range(3)]
+    for task_id in free:
+        await run_until(functools.partial(_succeeded, client, task_id), "the jobs it may take")
+    # Every look at the queue since has seen the other two: the worker has run 3 jobs, and they are still queued.
+    assert w.jobs_complete == 3
+    assert (await client.get(f"/tasks/{claimed}")).json()["task_status"] == "PENDING"
+    assert (await client.get(f"/tasks/{later}")).json()["task_status"] == "PENDING"
+    assert await arq_pool.zcard("arq:queue") == 2
+    running.cancel()

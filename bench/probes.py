@@ -1,0 +1,48 @@
+"""Probe jobs, and the settings of bare arq: `arq bench.probes.ARQ_DEFAULTS` (arq accepts a dict).
+
+This module must not import `worker_settings`: that module adapts arq's worker class (`service.jobs.dequeue`,
+`service.jobs.wakeup`) for the whole process, and bare arq is to be measured as arq ships.
+"""
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.worker import func
+
+from service.jobs import MAX_JOBS, POLL_DELAY_S
+from service.serialization import job_deserializer, job_serializer
+
+
+async def pickup_probe(_: dict[str, Any], sent: float) -> float:
+    """Seconds from `sent` (the enqueue call) to this job's first line."""
+    return time.time() - sent
+
+
+async def finish_probe(_: dict[str, Any]) -> float:
+    """The wall-clock time at which this job ends."""
+    return time.time()
+
+
+async def sleep_probe(_: dict[str, Any], seconds: float) -> bool:
+    await asyncio.sleep(seconds)
+    return True
+
+
+PROBES = [
+    func(pickup_probe, name="pickup_probe"),
+    func(finish_probe, name="finish_probe"),
+    func(sleep_probe, name="sleep_probe"),
+]
+
+# arq's defaults (poll_delay 0.5 s, max_jobs 10), but for the serializer: one client reads the results of both.
+ARQ_DEFAULTS = {
+    "functions": PROBES,
+    "redis_settings": RedisSettings.from_dsn(os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0")),
+    "job_serializer": job_serializer,
+    "job_deserializer": job_deserializer,
+}
+# Bare arq with our worker's poll_delay and max_jobs: the drain rate this service must not fall below.
+ARQ_OUR_SETTINGS = {**ARQ_DEFAULTS, "poll_delay": POLL_DELAY_S, "max_jobs": MAX_JOBS}

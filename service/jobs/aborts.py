@@ -1,0 +1,51 @@
+"""Aborting running jobs: the API names the job on `keys.ABORT_CHANNEL`, and the worker running it cancels it.
+
+arq's own mechanism (`allow_abort_jobs`) reads a sorted set on every iteration of the worker loop, four commands
+each time and an iteration per wake-up; this one costs nothing until an abort is asked for. A job aborted between
+its claim and its start, or whose worker died, is caught by the `abort_requested` flag in its record, which the
+job's wrapper reads as it starts (`runtime._record_start`).
+"""
+
+import asyncio
+import weakref
+from typing import Any
+
+_running: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task[Any]]]" = (
+    weakref.WeakKeyDictionary()
+)
+_aborted: set[str] = set()
+
+
+def _tasks() -> dict[str, asyncio.Task[Any]]:
+    loop = asyncio.get_running_loop()
+    tasks = _running.get(loop)
+    if tasks is None:
+        tasks = _running[loop] = {}
+    return tasks
+
+
+def track(job_id: str) -> None:
+    """Register the calling task as the one running `job_id` in this process."""
+    task = asyncio.current_task()
+    assert task is not None, "track() is called from a job's own task"
+    _tasks()[job_id] = task
+
+
+def untrack(job_id: str) -> None:
+    _tasks().pop(job_id, None)
+    _aborted.discard(job_id)
+
+
+def abort(job_id: str) -> bool:
+    """Cancel `job_id` if this process runs it; the job's wrapper then ends it as aborted."""
+    task = _tasks().get(job_id)
+    if task is None or task.done():
+        return False
+    _aborted.add(job_id)
+    task.cancel()
+    return True
+
+
+def was_aborted(job_id: str) -> bool:
+    """Whether a cancellation of `job_id` came from `abort` (rather than from a worker shutting down)."""
+    return job_id in _aborted
