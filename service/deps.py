@@ -8,7 +8,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .auth import InvalidToken, User, verify_token
 from .counters import MetricsBuffer
-from .errors import NotAuthenticated
+from .exceptions import NotAuthenticated
 from .jobstore import MAX_JOB_ID_LENGTH
 from .settings import Settings
 

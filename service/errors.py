@@ -1,4 +1,5 @@
-"""Domain exceptions and the one place that turns them, and Redis failures, into `{"detail": ...}` answers."""
+"""The one place that turns domain exceptions (`service.exceptions`) and Redis failures into `{"detail": ...}`
+answers."""
 
 import logging
 from typing import Any
@@ -10,38 +11,12 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
+from .exceptions import BadCursor, JobNotFound, JobStateConflict, NotAuthenticated, NotOwner, QuotaExceeded
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 2
 QUOTA_RETRY_AFTER_S = 5
-
-
-class JobNotFound(Exception):
-    """The id is unknown, or the job and its result have expired."""
-
-
-class NotAuthenticated(Exception):
-    """No bearer token, or one that is invalid, expired or forged."""
-
-    def __init__(self, message: str, *, invalid: bool = False) -> None:
-        super().__init__(message)
-        self.invalid = invalid
-
-
-class NotOwner(Exception):
-    """The job belongs to another user."""
-
-
-class JobStateConflict(Exception):
-    """The job is not in a state that allows this (not finished yet, or already finished)."""
-
-
-class QuotaExceeded(Exception):
-    """The user already has MAX_ACTIVE_JOBS_PER_USER jobs pending or running."""
-
-
-class BadCursor(ValueError):
-    """A listing cursor that this service did not hand out."""
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

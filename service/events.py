@@ -6,7 +6,7 @@ from arq.connections import ArqRedis
 from redis.asyncio.client import PubSub
 
 from . import keys
-from .errors import JobNotFound
+from .exceptions import JobNotFound
 from .jobstore import read_job
 from .schemas import JobView
 from .status import TERMINAL_STATUSES

@@ -19,7 +19,7 @@ from redis.asyncio.client import Pipeline
 
 from . import keys
 from .auth import User
-from .errors import BadCursor, JobNotFound, NotOwner
+from .exceptions import BadCursor, JobNotFound, NotOwner
 from .schemas import ErrorOut, JobView, ProgressOut
 from .serialization import job_deserializer
 from .status import ArqState, Status, contract_status

@@ -18,7 +18,7 @@ from arq.jobs import serialize_job, serialize_result
 from arq.utils import timestamp_ms
 
 from . import keys
-from .errors import QuotaExceeded
+from .exceptions import QuotaExceeded
 from .serialization import job_serializer
 
 # A queued job that no worker starts within a day expires, as arq's own default; its record goes with it.

@@ -18,6 +18,11 @@ from service.devserver import ValkeyServer, free_port
 from service.settings import Settings
 from worker_settings import WorkerSettings
 
+# Importing worker_settings puts the process on uvloop, for the `arq` worker processes (the e2e tests run those).
+# In-process tests keep asyncio's own loop: at a test's teardown uvloop's loop.close() has hung here now and then
+# (seen under the full suite), and arq's CLI never closes its loop.
+asyncio.set_event_loop_policy(None)
+
 TEST_SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
 # Simulated delays at 1/100: a type-1 task sleeps 0.1 s, a notification 0.05 s.
 TEST_SLEEP_SCALE = 0.01

@@ -8,8 +8,8 @@ from fastapi.sse import EventSourceResponse
 
 from .. import keys
 from ..deps import ArqDep, CurrentUser, JobId, OptionalUser, SettingsDep
-from ..errors import JobNotFound, JobStateConflict
 from ..events import job_events
+from ..exceptions import JobNotFound, JobStateConflict
 from ..jobs import FUNCTIONS
 from ..jobstore import check_visible, list_jobs, read_snapshot, read_visible_job
 from ..metrics import count_abort

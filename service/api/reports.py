@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import FileResponse
 
 from ..deps import ArqDep, CurrentUser, JobId, SettingsDep
-from ..errors import JobNotFound, JobStateConflict
+from ..exceptions import JobNotFound, JobStateConflict
 from ..jobs.reports import generate_report, report_path
 from ..jobstore import read_visible_job
 from ..schemas import ErrorDetailOut, ReportCreatedOut, ReportIn, ReportOut

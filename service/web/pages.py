@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from .. import keys
 from ..deps import ArqDep, CurrentUser
-from ..errors import NotOwner
+from ..exceptions import NotOwner
 from ..jobstore import list_jobs
 from ..schemas import JobView
 from ..status import Status
