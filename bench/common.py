@@ -17,6 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-" + "x" * 40
 
 
+def pid_of(command_line: str) -> int:
+    """The pid of the (first) process whose command line contains `command_line`."""
+    found = subprocess.run(["pgrep", "-f", command_line], capture_output=True, text=True, check=True).stdout
+    return int(found.split()[0])
+
+
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 

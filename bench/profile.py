@@ -11,6 +11,7 @@ the most samples, by own time and by time including callees; the raw stacks stay
 import asyncio
 import collections
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 import httpx
 from arq.connections import RedisSettings, create_pool
 
-from bench.common import ROOT, bench_env, private_server, process, web
+from bench.common import ROOT, bench_env, pid_of, private_server, process, web
 from service.queue import enqueue
 from service.serialization import job_deserializer, job_serializer
 
@@ -34,6 +35,8 @@ def summarize(raw: Path) -> str:
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():  # a frame name with a line break in it (frozen importlib's)
+            continue
         count = int(count_text)
         frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1] for frame in stack.split(";")[1:]]
         if not frames:
@@ -70,7 +73,7 @@ async def profile_worker(n: int, tmp: Path) -> Path:
             while await redis.zcount("arq:queue", "-inf", time.time() * 1000):
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
-            spy.terminate()
+            spy.send_signal(signal.SIGINT)
             spy.wait(30)
         await redis.aclose()
     print(f"{n} jobs drained in {elapsed:.2f} s ({n / elapsed:.0f} jobs/s, worker start-up and profiling included)")
@@ -80,12 +83,11 @@ async def profile_worker(n: int, tmp: Path) -> Path:
 def profile_status(seconds: int, tmp: Path) -> Path:
     with private_server(tmp / "valkey") as server, web(bench_env(server.url, tmp / "data"), tmp / "web.log") as url:
         task_id = httpx.post(url + "/tasks", json={"type": 0}).json()["task_id"]
-        pid = int(subprocess.run(["pgrep", "-f", "service.main:app"], capture_output=True, text=True).stdout.split()[0])
         raw = tmp / "web.txt"
-        spy = py_spy(pid, raw)
+        spy = py_spy(pid_of("service.main:app"), raw)
         args = ["wrk", "-t2", "-c20", f"-d{seconds}s", f"{url}/tasks/{task_id}"]
         out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
-        spy.terminate()
+        spy.send_signal(signal.SIGINT)
         spy.wait(30)
     print(next(line for line in out.splitlines() if line.startswith("Requests/sec")), "(while profiled)")
     return raw

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
-from bench.common import ROOT, bench_env, pct, private_server, process, web, worker
+from bench.common import ROOT, bench_env, pct, pid_of, private_server, process, web, worker
 from service.queue import enqueue
 from service.serialization import job_deserializer, job_serializer
 
@@ -129,12 +129,7 @@ class Bench:
             worker("bench.ours.OURS", self.env, self.tmp / "ours-worker.log") as w,
             web(self.env, self.tmp / "ours-web.log") as url,
         ):
-            web_pid = int(
-                subprocess.run(
-                    ["pgrep", "-f", "service.main:app"], capture_output=True, text=True, check=False
-                ).stdout.split()[0]
-            )
-            yield url, web_pid, w.pid
+            yield url, pid_of("service.main:app"), w.pid
 
     @contextmanager
     def peer(self) -> Iterator[tuple[str, int, int]]:
@@ -154,12 +149,7 @@ class Bench:
             task_id = httpx.post(f"{url}/tasks", json={"type": 0}).json()["task_id"]
             while httpx.get(f"{url}/tasks/{task_id}").json()["task_status"] != "SUCCESS":  # ready
                 time.sleep(0.1)
-            web_pid = int(
-                subprocess.run(
-                    ["pgrep", "-f", "uvicorn app:app"], capture_output=True, text=True, check=False
-                ).stdout.split()[0]
-            )
-            yield url, web_pid, celery.pid
+            yield url, pid_of("uvicorn app:app"), celery.pid
 
 
 async def settle(stack: str, redis: ArqRedis) -> None:
