@@ -161,6 +161,48 @@ async def read_visible_job(redis: ArqRedis, job_id: str, user: User | None, name
     return view
 
 
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """What `GET /tasks/{id}` shows: the status, the return value or the error."""
+
+    status: Status
+    result: Any
+    error: ErrorOut | None
+
+
+async def read_task_state(redis: ArqRedis, job_id: str, user: User | None) -> TaskState:
+    """The status alone, for the most polled read of the API: the same keys and table as `read_job`, but no job
+    definition to decode, no record to read beyond its owner, and no full view to build."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(result_key_prefix + job_id)
+        pipe.exists(in_progress_key_prefix + job_id)
+        pipe.zscore(default_queue_name, job_id)
+        pipe.get(retry_key_prefix + job_id)
+        pipe.exists(job_key_prefix + job_id)
+        pipe.hmget(keys.job_record(job_id), ["owner", "error_type", "error_message"])
+        raw_result, in_progress, score, tries, has_definition, (owner, error_type, error_message) = await pipe.execute()
+    result = _load(raw_result, job_id, "result")
+    success = None if result is None else bool(result.get("s", False))
+    error = None if result is None or success else _error(result)
+    status = contract_status(
+        ArqState(
+            has_definition=bool(has_definition),
+            in_progress=bool(in_progress),
+            queued=score is not None,
+            tries_started=int(tries or 0),
+            success=success,
+            error_type=error.type if error else None,
+        )
+    )
+    if status is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    if not (user.may_see(owner.decode() if owner else None) if user else owner is None):
+        raise NotOwner("this job belongs to another user")
+    if status is Status.RETRY and error_type is not None:
+        error = ErrorOut(type=error_type.decode(), message=(error_message or b"").decode())
+    return TaskState(status, result.get("r") if success and result else None, error)
+
+
 # Listing -------------------------------------------------------------------------------------------------------
 
 LIST_BATCH = 100

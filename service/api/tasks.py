@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 
 from ..deps import ArqDep, JobId, OptionalUser
 from ..jobs.tasks import run_sleep_task
-from ..jobstore import read_visible_job
+from ..jobstore import read_task_state
 from ..schemas import ErrorDetailOut, TaskCreatedOut, TaskIn, TaskOut
 from ..status import Status
 from .common import SubmitDep
@@ -29,11 +29,6 @@ async def create_task(task: TaskIn, submit: SubmitDep, user: OptionalUser) -> Ta
 @router.get("/{task_id}", responses={404: {"model": ErrorDetailOut}})
 async def read_task(task_id: JobId, arq: ArqDep, user: OptionalUser) -> TaskOut:
     """The task's status in Celery's words; `task_result` is the return value, or the error message on FAILURE."""
-    job = await read_visible_job(arq, task_id, user)
-    if job.status is Status.SUCCESS:
-        result = job.result
-    elif job.error is not None:
-        result = job.error.message
-    else:
-        result = None
+    job = await read_task_state(arq, task_id, user)
+    result = job.error.message if job.error is not None else job.result
     return TaskOut(task_id=task_id, task_status=_TUTORIAL_STATUS.get(job.status, job.status), task_result=result)

@@ -51,6 +51,8 @@ async def test_transient_failures_read_retry_then_succeed(
         view = await status_of(client, job_id)
         assert view == IsPartialDict(status="RETRY", attempt=attempt)
         assert view["error"] == {"type": "TransientFailure", "message": "451 mailbox busy, try again later"}
+        task = (await client.get(f"/tasks/{job_id}")).json()
+        assert task == IsPartialDict(task_status="RETRY", task_result="451 mailbox busy, try again later")
         # Backed off: the next try is scheduled later than this one started.
         assert await arq_pool.zscore("arq:queue", job_id) > before_ms
     await worker().main()

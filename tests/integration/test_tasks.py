@@ -11,7 +11,9 @@ from dirty_equals import IsDatetime, IsPartialDict, IsStr
 from httpx import AsyncClient
 
 from service.queue import enqueue
+from service.settings import Settings
 from tests.conftest import run_until
+from tests.integration.helpers import auth
 
 
 async def test_the_tutorials_integration_test(client: AsyncClient, worker: Callable[..., Worker]) -> None:
@@ -85,6 +87,18 @@ async def test_a_failed_job_reads_failure_with_its_error(
     assert view["error"] == {"type": "JobExecutionFailed", "message": "function 'no_such_function' not found"}
     task = (await client.get(f"/tasks/{job_id}")).json()
     assert task == {"task_id": job_id, "task_status": "FAILURE", "task_result": "function 'no_such_function' not found"}
+
+
+async def test_an_owned_task_is_read_by_its_owner_and_admins_only(
+    client: AsyncClient, worker: Callable[..., Worker], settings: Settings
+) -> None:
+    task_id = (await client.post("/tasks", json={"type": 0}, headers=auth(settings, "alice"))).json()["task_id"]
+    await worker().main()
+    for headers in (auth(settings, "alice"), auth(settings, "ops", admin=True)):
+        response = await client.get(f"/tasks/{task_id}", headers=headers)
+        assert response.json() == {"task_id": task_id, "task_status": "SUCCESS", "task_result": True}
+    for headers in ({}, auth(settings, "bob")):
+        assert (await client.get(f"/tasks/{task_id}", headers=headers)).status_code == 403
 
 
 async def test_unknown_ids_are_404(client: AsyncClient) -> None:
