@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from fastapi.sse import EventSourceResponse
 
 from .. import keys
-from ..deps import ArqDep, CurrentUser, JobId, OptionalUser, SettingsDep
+from ..deps import ArqDep, CallerDep, CurrentUser, JobId, OptionalUser, SettingsDep
 from ..events import job_events
 from ..exceptions import JobNotFound, JobStateConflict
 from ..jobs import FUNCTIONS
@@ -25,9 +25,9 @@ RETRYABLE = frozenset({Status.FAILURE, Status.REVOKED})
 KNOWN_FUNCTIONS = frozenset(f.name for f in FUNCTIONS)
 
 
-async def visible_job(job_id: JobId, arq: ArqDep, user: OptionalUser) -> JobView:
+async def visible_job(job_id: JobId, caller: CallerDep) -> JobView:
     # A dependency, so that 403/404 are answered before a stream starts.
-    return await read_visible_job(arq, job_id, user)
+    return await read_visible_job(caller.arq, job_id, caller.user)
 
 
 VisibleJob = Annotated[JobView, Depends(visible_job)]

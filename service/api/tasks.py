@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, status
 
-from ..deps import ArqDep, JobId, OptionalUser
+from ..deps import CallerDep, JobId, OptionalUser
 from ..jobs.tasks import run_sleep_task
 from ..jobstore import read_task_state
 from ..schemas import ErrorDetailOut, TaskCreatedOut, TaskIn, TaskOut
@@ -27,8 +27,8 @@ async def create_task(task: TaskIn, submit: SubmitDep, user: OptionalUser) -> Ta
 
 
 @router.get("/{task_id}", responses={404: {"model": ErrorDetailOut}})
-async def read_task(task_id: JobId, arq: ArqDep, user: OptionalUser) -> TaskOut:
+async def read_task(task_id: JobId, caller: CallerDep) -> TaskOut:
     """The task's status in Celery's words; `task_result` is the return value, or the error message on FAILURE."""
-    job = await read_task_state(arq, task_id, user)
+    job = await read_task_state(caller.arq, task_id, caller.user)
     result = job.error.message if job.error is not None else job.result
     return TaskOut(task_id=task_id, task_status=_TUTORIAL_STATUS.get(job.status, job.status), task_result=result)
