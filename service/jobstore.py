@@ -92,16 +92,25 @@ def _queue_reads(pipe: Pipeline, job_id: str) -> None:
     pipe.hgetall(keys.job_record(job_id))
 
 
-def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
-    """Build the snapshot from the six replies `_queue_reads` asked for; None if the job is unknown or gone."""
-    raw_def, raw_result, in_progress, score, tries, record = replies
-    definition = _load(raw_def, job_id, "job")
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """The contract's status from arq's keys, with the result record it was read from."""
+
+    status: Status | None
+    result: dict[str, Any]  # arq's result record; empty while there is none
+    success: bool | None
+    error: ErrorOut | None  # a failed result's error (a RETRY's last error lives in our record)
+
+
+def _outcome(
+    job_id: str, raw_result: bytes | None, has_definition: bool, in_progress: Any, score: Any, tries: Any
+) -> _Outcome:
     result = _load(raw_result, job_id, "result")
     success = None if result is None else bool(result.get("s", False))
     error = None if result is None or success else _error(result)
     status = contract_status(
         ArqState(
-            has_definition=definition is not None,
+            has_definition=has_definition,
             in_progress=bool(in_progress),
             queued=score is not None,
             tries_started=int(tries or 0),
@@ -109,22 +118,35 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
             error_type=error.type if error else None,
         )
     )
+    return _Outcome(status, result or {}, success, error)
+
+
+def _may_see(user: User | None, owner: str | None) -> bool:
+    """Ownerless jobs are visible to anyone, owned ones to their owner and admins."""
+    return user.may_see(owner) if user else owner is None
+
+
+def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
+    """Build the snapshot from the six replies `_queue_reads` asked for; None if the job is unknown or gone."""
+    raw_def, raw_result, in_progress, score, tries, record = replies
+    definition = _load(raw_def, job_id, "job")
+    outcome = _outcome(job_id, raw_result, definition is not None, in_progress, score, tries)
+    status, result, success, error = outcome.status, outcome.result, outcome.success, outcome.error
     if status is None:
         return None
     source = result or definition or {}
     owner = record.get(b"owner")
-    finished = result or {}
     view = JobView(
         id=job_id,
         name=str(source.get("f") or record.get(b"name", b"").decode() or UNREADABLE),
         status=status,
         owner=owner.decode() if owner else None,
         enqueued_at=_ms_to_datetime(source.get("et") or record.get(b"enqueued_at")),
-        started_at=_ms_to_datetime(finished.get("st") or record.get(b"started_at")),
-        finished_at=_ms_to_datetime(finished.get("ft")),
-        attempt=int(finished.get("t") or tries or 0),
+        started_at=_ms_to_datetime(result.get("st") or record.get(b"started_at")),
+        finished_at=_ms_to_datetime(result.get("ft")),
+        attempt=int(result.get("t") or tries or 0),
         progress=_progress(record),
-        result=finished.get("r") if success else None,
+        result=result.get("r") if success else None,
         error=error or (_last_error(record) if status is Status.RETRY else None),
         worker=record.get(b"worker", b"").decode() or None,
     )
@@ -151,7 +173,7 @@ def check_visible(view: JobView, user: User | None, name: str | None = None) -> 
     another kind is reported as not found (a report id is not a task id)."""
     if name is not None and view.name != name:
         raise JobNotFound(f"no {name} job with id {view.id!r}")
-    if not (user.may_see(view.owner) if user else view.owner is None):
+    if not _may_see(user, view.owner):
         raise NotOwner("this job belongs to another user")
 
 
@@ -181,26 +203,15 @@ async def read_task_state(redis: ArqRedis, job_id: str, user: User | None) -> Ta
         pipe.exists(job_key_prefix + job_id)
         pipe.hmget(keys.job_record(job_id), ["owner", "error_type", "error_message"])
         raw_result, in_progress, score, tries, has_definition, (owner, error_type, error_message) = await pipe.execute()
-    result = _load(raw_result, job_id, "result")
-    success = None if result is None else bool(result.get("s", False))
-    error = None if result is None or success else _error(result)
-    status = contract_status(
-        ArqState(
-            has_definition=bool(has_definition),
-            in_progress=bool(in_progress),
-            queued=score is not None,
-            tries_started=int(tries or 0),
-            success=success,
-            error_type=error.type if error else None,
-        )
-    )
-    if status is None:
+    outcome = _outcome(job_id, raw_result, bool(has_definition), in_progress, score, tries)
+    if outcome.status is None:
         raise JobNotFound(f"no job with id {job_id!r}")
-    if not (user.may_see(owner.decode() if owner else None) if user else owner is None):
+    if not _may_see(user, owner.decode() if owner else None):
         raise NotOwner("this job belongs to another user")
-    if status is Status.RETRY and error_type is not None:
+    error = outcome.error
+    if outcome.status is Status.RETRY and error_type is not None:
         error = ErrorOut(type=error_type.decode(), message=(error_message or b"").decode())
-    return TaskState(status, result.get("r") if success and result else None, error)
+    return TaskState(outcome.status, outcome.result.get("r") if outcome.success else None, error)
 
 
 # Listing -------------------------------------------------------------------------------------------------------
