@@ -78,12 +78,11 @@ def test_kill_9_mid_job(
 def test_sigterm_lets_running_jobs_finish(
     start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str]
 ) -> None:
-    env["SLEEP_SCALE"] = "0.2"  # 1 s notifications
+    env["SLEEP_SCALE"] = "0.6"  # 3 s notifications: time to see all ten running, even on a loaded machine
     url = start_web()
     worker = start_worker()
     job_ids = notify(url, 10)
-    for job_id in job_ids:
-        wait_status(url, job_id, "STARTED")
+    wait_until(lambda: all(view(url, j)["status"] == "STARTED" for j in job_ids), "all ten jobs to be running")
     assert worker.stop(signal.SIGTERM) == 0
     assert [view(url, j)["status"] for j in job_ids] == ["SUCCESS"] * 10
     assert len(log_lines(env)) == 10
@@ -96,8 +95,7 @@ def test_sigterm_past_the_grace_period_requeues(
     url = start_web()
     worker = start_worker()
     job_ids = notify(url, 5)
-    for job_id in job_ids:
-        wait_status(url, job_id, "STARTED")
+    wait_until(lambda: all(view(url, j)["status"] == "STARTED" for j in job_ids), "all five jobs to be running")
     stopped = time.monotonic()
     assert worker.stop(signal.SIGTERM) == 0
     assert {view(url, j)["status"] for j in job_ids} <= {"PENDING", "RETRY"}  # cancelled, back in the queue
