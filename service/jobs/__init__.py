@@ -17,7 +17,6 @@ from .notifications import NOTIFICATION_MAX_TRIES, send_notification
 from .reports import generate_report, remove_expired_reports
 from .runtime import announce_end, instrumented, job_function
 from .tasks import run_sleep_task
-from .transactions import coalesce_transactions
 
 # Jobs one worker process runs at once (arq's `max_jobs`).
 MAX_JOBS = 100
@@ -52,7 +51,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     claims = ctx["claims"] = ClaimKeeper(ctx["settings"].redis_url)
     claims.start()
     redis = job_redis(ctx)
-    coalesce_transactions(redis)  # arq's own per-job transactions, batched per loop turn
     batcher(ctx)  # made here, in the ctx every job's copy comes from
     stop_beating = ctx["stop_beating"] = asyncio.Event()
     beats = heartbeat.beat_forever(redis, ctx["worker_id"], process_stats(ctx), metrics_buffer(ctx), stop_beating)
@@ -74,6 +72,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     if claims := ctx.pop("claims", None):
         await asyncio.to_thread(claims.stop)
+    # Bookkeeping still in flight (a cancelled job's, say) ends before arq closes the pool under it.
+    if sender := ctx.get("batcher"):
+        await sender.drain()
     await metrics_buffer(ctx).flush(job_redis(ctx))
     with contextlib.suppress(Exception):
         await heartbeat.forget(job_redis(ctx), ctx["worker_id"])

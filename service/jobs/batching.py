@@ -34,6 +34,12 @@ class CommandBatcher:
         self._pending.append((commands, future))
         return future
 
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait, up to `timeout_s`, for the batches in flight: before the pool they use is closed."""
+        await asyncio.sleep(0)  # what was queued in this turn is sent in the next
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=timeout_s)
+
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         task = asyncio.create_task(self._execute(batch))
