@@ -82,6 +82,11 @@ async def listen(redis: ArqRedis) -> None:
                     else:
                         event.set()
         except (RedisError, OSError) as e:
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                # Cancelled (the worker is stopping), and closing the subscription then failed: that error replaced
+                # the cancellation, which must still end this loop. Without this, a worker's shutdown waited for
+                # ever on this task (seen in the test suite, where the pool has a 0.8 s socket timeout).
+                raise asyncio.CancelledError from e
             logger.warning("wake-up subscription lost (%r); polling every poll_delay until it is back", e)
             await asyncio.sleep(1)
 

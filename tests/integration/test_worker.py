@@ -5,13 +5,16 @@ import functools
 import time
 from collections.abc import Callable
 
+import pytest
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from httpx import AsyncClient
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service import keys
-from service.jobs import MAX_JOBS
+from service.jobs import MAX_JOBS, wakeup
 from service.jobs.housekeeping import trim_job_index
 from service.queue import enqueue
 from service.settings import Settings
@@ -100,3 +103,24 @@ async def test_a_worker_takes_only_due_jobs_nobody_has_claimed(
     assert (await client.get(f"/tasks/{later}")).json()["task_status"] == "PENDING"
     assert await arq_pool.zcard("arq:queue") == 2
     running.cancel()
+
+
+async def test_the_wakeup_listener_stops_when_cancelled_even_if_closing_its_subscription_fails(
+    arq_pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cancelled listener closes its subscription; an error while closing replaces the CancelledError, and the
+    # listener used to treat it as an outage and subscribe again, so a worker's shutdown waited for ever.
+    async def failing_close(self: PubSub) -> None:
+        raise RedisConnectionError("the connection broke while closing")
+
+    monkeypatch.setattr(PubSub, "aclose", failing_close)
+    listener = asyncio.create_task(wakeup.listen(arq_pool))
+
+    async def subscribed() -> bool:
+        channels: list[tuple[bytes, int]] = await arq_pool.pubsub_numsub(keys.WAKEUP_CHANNEL)
+        return channels[0][1] == 1
+
+    await run_until(subscribed, "the listener's subscription")
+    listener.cancel()
+    done, _ = await asyncio.wait({listener}, timeout=10)  # a hang guard, not a speed check
+    assert listener in done and listener.cancelled()
