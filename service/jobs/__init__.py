@@ -17,6 +17,7 @@ from .notifications import NOTIFICATION_MAX_TRIES, send_notification
 from .reports import generate_report, remove_expired_reports
 from .runtime import announce_end, instrumented, job_function
 from .tasks import run_sleep_task
+from .transactions import coalesce_transactions
 
 # Jobs one worker process runs at once (arq's `max_jobs`).
 MAX_JOBS = 100
@@ -51,30 +52,35 @@ async def startup(ctx: dict[str, Any]) -> None:
     claims = ctx["claims"] = ClaimKeeper(ctx["settings"].redis_url)
     claims.start()
     redis = job_redis(ctx)
+    ctx["transactions"] = coalesce_transactions(redis)  # arq's own per-job transactions, batched per loop turn
     batcher(ctx)  # made here, in the ctx every job's copy comes from
     stop_beating = ctx["stop_beating"] = asyncio.Event()
     beats = heartbeat.beat_forever(redis, ctx["worker_id"], process_stats(ctx), metrics_buffer(ctx), stop_beating)
     ctx["heartbeat"] = asyncio.create_task(beats, name="heartbeat")
-    ctx["background_tasks"] = [asyncio.create_task(wakeup.listen(redis), name="wakeup-listener")]
+    stop_listening = ctx["stop_listening"] = asyncio.Event()
+    ctx["listener"] = asyncio.create_task(wakeup.listen(redis, stop_listening), name="wakeup-listener")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    tasks: list[asyncio.Task[None]] = ctx.pop("background_tasks", [])
-    for task in tasks:
-        task.cancel()
-    if heartbeat_task := ctx.pop("heartbeat", None):
-        # Stopped rather than cancelled, so that its last beat lands before `forget` below; one stuck on a Redis
-        # outage is cancelled after a while.
-        ctx["stop_beating"].set()
-        await asyncio.wait({heartbeat_task}, timeout=heartbeat.WORKER_HEARTBEAT_S)
-        heartbeat_task.cancel()
-        tasks.append(heartbeat_task)
-    await asyncio.gather(*tasks, return_exceptions=True)
+    # The heartbeat and the listener are told to stop rather than cancelled: the heartbeat's last beat lands
+    # before `forget` below, and the listener cannot lose its cancellation in redis-py's cleanup. Each is
+    # cancelled only if it has not stopped in time (one stuck on a Redis outage, say).
+    running = {t for t in (ctx.pop("heartbeat", None), ctx.pop("listener", None)) if t is not None}
+    for stop in ("stop_beating", "stop_listening"):
+        if stop in ctx:
+            ctx[stop].set()
+    if running:
+        _, late = await asyncio.wait(running, timeout=heartbeat.WORKER_HEARTBEAT_S)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=1)
     if claims := ctx.pop("claims", None):
         await asyncio.to_thread(claims.stop)
     # Bookkeeping still in flight (a cancelled job's, say) ends before arq closes the pool under it.
-    if sender := ctx.get("batcher"):
-        await sender.drain()
+    for sender in (ctx.get("transactions"), ctx.get("batcher")):
+        if sender is not None:
+            await sender.drain()
     await metrics_buffer(ctx).flush(job_redis(ctx))
     with contextlib.suppress(Exception):
         await heartbeat.forget(job_redis(ctx), ctx["worker_id"])

@@ -64,28 +64,38 @@ def install_wakeup_poll() -> None:
     arq.worker.poll = poll
 
 
-async def listen(redis: ArqRedis) -> None:
-    """For the life of the worker, wake it on enqueues and cancel the jobs the API aborts; resubscribe after a
-    Redis outage."""
+# How often a quiet subscription looks at `stop` (a local timer: no Redis command).
+LISTEN_TICK_S = 1.0
+
+
+async def listen(redis: ArqRedis, stop: asyncio.Event) -> None:
+    """Until `stop` is set, wake the worker on enqueues and cancel the jobs the API aborts; resubscribe after a
+    Redis outage.
+
+    It stops on `stop` rather than by cancellation alone: a cancellation inside redis-py's read can be turned into
+    an error by the subscription's own cleanup, and a worker's shutdown then waited for ever on this task (seen in
+    the test suite). Each quiet read ends after LISTEN_TICK_S to look at `stop`.
+    """
     event = _event()
-    while True:
+    while not stop.is_set():
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(keys.WAKEUP_CHANNEL, keys.ABORT_CHANNEL)
                 # Jobs may have been queued while we were not listening.
                 event.set()
-                async for message in pubsub.listen():
-                    if message["type"] != "message":
+                while not stop.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_TICK_S)
+                    if message is None:
                         continue
                     if message["channel"] == ABORT_CHANNEL:
                         aborts.abort(message["data"].decode())
                     else:
                         event.set()
         except (RedisError, OSError) as e:
+            if stop.is_set():
+                return
             if (task := asyncio.current_task()) is not None and task.cancelling():
-                # Cancelled (the worker is stopping), and closing the subscription then failed: that error replaced
-                # the cancellation, which must still end this loop. Without this, a worker's shutdown waited for
-                # ever on this task (seen in the test suite, where the pool has a 0.8 s socket timeout).
+                # Cancelled, and closing the subscription then failed: that error replaced the cancellation.
                 raise asyncio.CancelledError from e
             logger.warning("wake-up subscription lost (%r); polling every poll_delay until it is back", e)
             await asyncio.sleep(1)

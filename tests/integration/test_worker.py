@@ -105,7 +105,7 @@ async def test_a_worker_takes_only_due_jobs_nobody_has_claimed(
     running.cancel()
 
 
-async def test_the_wakeup_listener_stops_when_cancelled_even_if_closing_its_subscription_fails(
+async def test_the_wakeup_listener_stops_when_told_and_when_cancelled_even_if_closing_fails(
     arq_pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A cancelled listener closes its subscription; an error while closing replaces the CancelledError, and the
@@ -114,13 +114,17 @@ async def test_the_wakeup_listener_stops_when_cancelled_even_if_closing_its_subs
         raise RedisConnectionError("the connection broke while closing")
 
     monkeypatch.setattr(PubSub, "aclose", failing_close)
-    listener = asyncio.create_task(wakeup.listen(arq_pool))
 
     async def subscribed() -> bool:
         channels: list[tuple[bytes, int]] = await arq_pool.pubsub_numsub(keys.WAKEUP_CHANNEL)
         return channels[0][1] == 1
 
-    await run_until(subscribed, "the listener's subscription")
-    listener.cancel()
-    done, _ = await asyncio.wait({listener}, timeout=10)  # a hang guard, not a speed check
-    assert listener in done and listener.cancelled()
+    for how in ("stop", "cancel"):
+        stop = asyncio.Event()
+        listener = asyncio.create_task(wakeup.listen(arq_pool, stop))
+        await run_until(subscribed, "the listener's subscription")
+        stop.set() if how == "stop" else listener.cancel()
+        done, _ = await asyncio.wait({listener}, timeout=10)  # a hang guard, not a speed check
+        assert listener in done, how
+        assert listener.cancelled() == (how == "cancel")
+        await arq_pool.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # what the failed close left open
