@@ -61,20 +61,29 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["listener"] = asyncio.create_task(wakeup.listen(redis, stop_listening), name="wakeup-listener")
 
 
-async def shutdown(ctx: dict[str, Any]) -> None:
-    # The heartbeat and the listener are told to stop rather than cancelled: the heartbeat's last beat lands
-    # before `forget` below, and the listener cannot lose its cancellation in redis-py's cleanup. Each is
-    # cancelled only if it has not stopped in time (one stuck on a Redis outage, say).
-    running = {t for t in (ctx.pop("heartbeat", None), ctx.pop("listener", None)) if t is not None}
+async def _stop_loops(ctx: dict[str, Any]) -> None:
+    """Stop the heartbeat and the wake-up listener. The heartbeat is told to stop rather than cancelled, so that its
+    last beat lands before `heartbeat.forget`. The listener is told and cancelled: redis-py's cleanup can turn its
+    cancellation into an error, and then the event still ends it within a tick. Either is cancelled if it has not
+    stopped in time (during a Redis outage)."""
     for stop in ("stop_beating", "stop_listening"):
         if stop in ctx:
             ctx[stop].set()
-    if running:
-        _, late = await asyncio.wait(running, timeout=heartbeat.WORKER_HEARTBEAT_S)
-        for task in late:
+    running = {t for t in (ctx.pop("heartbeat", None), ctx.pop("listener", None)) if t is not None}
+    if not running:
+        return
+    for task in running:
+        if task.get_name() == "wakeup-listener":
             task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=1)
+    _, late = await asyncio.wait(running, timeout=heartbeat.WORKER_HEARTBEAT_S)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await _stop_loops(ctx)
     if claims := ctx.pop("claims", None):
         await asyncio.to_thread(claims.stop)
     # Bookkeeping still in flight (a cancelled job's, say) ends before arq closes the pool under it.
