@@ -9,7 +9,7 @@ error of one of its own commands, as if it had sent them itself).
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from arq.connections import ArqRedis
 from redis.asyncio.client import Pipeline
@@ -17,22 +17,29 @@ from redis.asyncio.client import Pipeline
 from .context import job_redis
 
 Commands = Callable[[Pipeline], Any]
+T = TypeVar("T")
 
 
-class CommandBatcher:
-    def __init__(self, redis: ArqRedis) -> None:
-        self._redis = redis
-        self._pending: list[tuple[Commands, asyncio.Future[list[Any]]]] = []
+class TurnBatcher(Generic[T]):
+    """Collects what is queued within one turn of the event loop and hands it to `_execute` as one batch."""
+
+    def __init__(self) -> None:
+        self._pending: list[T] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    def send(self, commands: Commands) -> "asyncio.Future[list[Any]]":
-        """Queue `commands(pipe)` for the next pipeline; the future holds their replies."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any]] = loop.create_future()
+    def _queue(self, item: T) -> None:
         if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append((commands, future))
-        return future
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(item)
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.create_task(self._execute(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _execute(self, batch: list[T]) -> None:
+        raise NotImplementedError
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait, up to `timeout_s`, for the batches in flight: before the pool they use is closed."""
@@ -40,11 +47,17 @@ class CommandBatcher:
         if self._sending:
             await asyncio.wait(self._sending, timeout=timeout_s)
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.create_task(self._execute(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+
+class CommandBatcher(TurnBatcher[tuple[Commands, "asyncio.Future[list[Any]]"]]):
+    def __init__(self, redis: ArqRedis) -> None:
+        super().__init__()
+        self._redis = redis
+
+    def send(self, commands: Commands) -> "asyncio.Future[list[Any]]":
+        """Queue `commands(pipe)` for the next pipeline; the future holds their replies."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queue((commands, future))
+        return future
 
     async def _execute(self, batch: list[tuple[Commands, "asyncio.Future[list[Any]]"]]) -> None:
         slices = []

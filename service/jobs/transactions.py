@@ -23,6 +23,8 @@ from redis.asyncio.connection import Connection
 from redis.client import EMPTY_RESPONSE
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError, WatchError
 
+from .batching import TurnBatcher
+
 _BROKEN = (ConnectionError, TimeoutError, OSError)
 
 
@@ -59,30 +61,15 @@ class _Queued:
             self.future.set_result(result or [])
 
 
-class TransactionBatcher:
+class TransactionBatcher(TurnBatcher[_Queued]):
     def __init__(self, redis: ArqRedis) -> None:
+        super().__init__()
         self._pool = redis.connection_pool
-        self._pending: list[_Queued] = []
-        self._sending: set[asyncio.Task[None]] = set()
 
     def submit(self, pipe: "CoalescingPipeline", raise_on_error: bool) -> "asyncio.Future[list[Any]]":
         queued = _Queued(pipe, list(pipe.command_stack), raise_on_error)
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._pending.append(queued)
+        self._queue(queued)
         return queued.future
-
-    async def drain(self, timeout_s: float = 5.0) -> None:
-        """Wait, up to `timeout_s`, for the batches in flight: before the pool they use is closed."""
-        await asyncio.sleep(0)  # what was queued in this turn is sent in the next
-        if self._sending:
-            await asyncio.wait(self._sending, timeout=timeout_s)
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.create_task(self._execute(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
 
     async def _execute(self, batch: list[_Queued]) -> None:
         try:
