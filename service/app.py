@@ -1,7 +1,6 @@
 """The application factory: lifespan (one Redis pool per process), routers and error handlers."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
@@ -28,8 +27,7 @@ class State(TypedDict):
 
 async def _cancel(task: "asyncio.Task[None]") -> None:
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait({task}, timeout=5)  # bounded: a deploy's shutdown must not hang on a counter flush
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from . import keys
+from .aio import reraise_cancellation
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,9 @@ class MetricsBuffer:
                     pipe.expire(keys.finished_per_minute(minute), THROUGHPUT_KEEP_S)
                 await pipe.execute()
         except (RedisError, OSError) as e:
-            logger.warning("could not record job metrics (kept for the next try): %r", e)
             self.merge(taken)
+            reraise_cancellation(e)
+            logger.warning("could not record job metrics (kept for the next try): %r", e)
 
     async def flush_forever(self, redis: ArqRedis) -> None:
         while True:

@@ -19,6 +19,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from .. import keys
+from ..aio import reraise_cancellation
 from . import aborts
 
 ABORT_CHANNEL = keys.ABORT_CHANNEL.encode()
@@ -94,9 +95,7 @@ async def listen(redis: ArqRedis, stop: asyncio.Event) -> None:
         except (RedisError, OSError) as e:
             if stop.is_set():
                 return
-            if (task := asyncio.current_task()) is not None and task.cancelling():
-                # Cancelled, and closing the subscription then failed: that error replaced the cancellation.
-                raise asyncio.CancelledError from e
+            reraise_cancellation(e)
             logger.warning("wake-up subscription lost (%r); polling every poll_delay until it is back", e)
             await asyncio.sleep(1)
 

@@ -3,10 +3,15 @@
 import asyncio
 from collections.abc import Callable
 
+import pytest
+from arq.connections import ArqRedis
 from arq.worker import Worker
 from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from service import counters
 from service.settings import Settings
 from tests.conftest import run_until
 from tests.integration.helpers import auth
@@ -93,3 +98,30 @@ async def test_a_running_worker_adds_its_counts_with_its_heartbeat(
 
     assert await run_until(completed, "the worker's next heartbeat to add its count") == 1
     running.cancel()
+
+
+async def test_a_cancelled_flusher_stops_even_when_redis_py_turns_the_cancellation_into_an_error(
+    arq_pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What hung a web app's shutdown in the suite: the flush was cancelled inside redis-py, an error replaced the
+    # CancelledError, and the flush loop took it for an outage and went on.
+    in_flush = asyncio.Event()
+
+    async def execute(self: Pipeline, raise_on_error: bool = True) -> list[object]:
+        in_flush.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("the connection broke while cancelled") from None
+        return []
+
+    monkeypatch.setattr(Pipeline, "execute", execute)
+    monkeypatch.setattr(counters, "FLUSH_EVERY_S", 0)
+    buffer = counters.MetricsBuffer()
+    buffer.add_enqueued("run_sleep_task")
+    flusher = asyncio.create_task(buffer.flush_forever(arq_pool))
+    await in_flush.wait()
+    flusher.cancel()
+    done, _ = await asyncio.wait({flusher}, timeout=5)  # a hang guard, not a speed check
+    assert flusher in done and flusher.cancelled()
+    assert buffer.enqueued == {"run_sleep_task": 1}  # kept for the next flush
