@@ -18,11 +18,14 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/health", responses={503: {"model": HealthOut}})
 async def read_health(arq: ArqDep, response: Response) -> HealthOut:
-    """`ok` with the number of live workers and queued jobs; 503 with the same shape while Redis is unreachable."""
+    """`ok` with the number of live workers and of jobs due to run (deferred jobs, retries waiting out their backoff
+    and the cron jobs arq queues a moment early are not counted); 503 with the same shape while Redis is
+    unreachable."""
+    now = time.time()
     try:
         async with arq.pipeline(transaction=False) as pipe:
-            pipe.zcount(keys.WORKERS_ZSET, alive_since_ms(time.time()), "+inf")
-            pipe.zcard(default_queue_name)
+            pipe.zcount(keys.WORKERS_ZSET, alive_since_ms(now), "+inf")
+            pipe.zcount(default_queue_name, "-inf", int(now * 1000))
             workers, queued = await pipe.execute()
     except (RedisError, OSError):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -128,3 +128,12 @@ async def test_the_wakeup_listener_stops_when_told_and_when_cancelled_even_if_cl
         assert listener in done, how
         assert listener.cancelled() == (how == "cancel")
         await arq_pool.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # what the failed close left open
+
+
+async def test_health_counts_the_jobs_due_not_the_deferred_ones(
+    client: AsyncClient, arq_pool: ArqRedis, settings: Settings
+) -> None:
+    await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)
+    later = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
+    await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})  # deferred, as arq queues a cron job
+    assert (await client.get("/health")).json() == {"status": "ok", "redis": "ok", "workers": 0, "queued": 1}
