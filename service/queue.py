@@ -69,10 +69,10 @@ redis.call('PUBLISH', ARGV[7], '')
 return {1, id}
 """
 
-# Abort one job atomically. A job a worker has claimed gets arq's abort flag (the worker cancels it); a queued or
-# deferred one is taken off the queue and given its REVOKED result here, so it never runs even with no worker up.
-# A running job is flagged in its record (a worker starting it checks the flag: that covers a job claimed but not
-# yet started, and one whose worker died) and named on the abort channel, on which every worker listens.
+# Abort one job atomically. A queued or deferred job is taken off the queue and given its REVOKED result here, so
+# it never runs even with no worker up. A claimed (running) job is flagged in its record (a worker starting it
+# checks the flag: that covers a job claimed but not yet started, and one whose worker died) and named on the
+# abort channel, on which every worker listens.
 # KEYS: job, in-progress, queue, result, retry counter, record, events channel.
 # ARGV: id, result payload, result ttl ms, now ms, abort channel.
 ABORT_SCRIPT = """

@@ -69,12 +69,12 @@ async def _stop_loops(ctx: dict[str, Any]) -> None:
     for stop in ("stop_beating", "stop_listening"):
         if stop in ctx:
             ctx[stop].set()
-    running = {t for t in (ctx.pop("heartbeat", None), ctx.pop("listener", None)) if t is not None}
+    listener: asyncio.Task[None] | None = ctx.pop("listener", None)
+    if listener is not None:
+        listener.cancel()
+    running = {t for t in (ctx.pop("heartbeat", None), listener) if t is not None}
     if not running:
         return
-    for task in running:
-        if task.get_name() == "wakeup-listener":
-            task.cancel()
     _, late = await asyncio.wait(running, timeout=heartbeat.WORKER_HEARTBEAT_S)
     for task in late:
         task.cancel()
@@ -96,5 +96,5 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def after_job_end(ctx: dict[str, Any]) -> None:
-    """arq's `after_job_end` hook: announce the change (a full worker's wake-up is `wakeup.start_jobs`'s)."""
+    """arq's `after_job_end` hook: announce the change (a full worker's wake-up is `dequeue._wake_if_saturated`'s)."""
     await announce_end(ctx)
