@@ -14,6 +14,7 @@ _running: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asynci
     weakref.WeakKeyDictionary()
 )
 _aborted: set[str] = set()
+_starting: set[str] = set()  # claimed by this process, wrapper not running yet
 
 
 def _tasks() -> dict[str, asyncio.Task[Any]]:
@@ -24,11 +25,24 @@ def _tasks() -> dict[str, asyncio.Task[Any]]:
     return tasks
 
 
-def track(job_id: str) -> None:
-    """Register the calling task as the one running `job_id` in this process."""
+def starting(job_id: str) -> None:
+    """This process has claimed `job_id`: an abort before its wrapper runs is kept for `track`."""
+    _starting.add(job_id)
+
+
+def forget(job_id: str) -> None:
+    """The job's run in this process is over (its wrapper may never have run: arq fails some jobs before)."""
+    _starting.discard(job_id)
+    _aborted.discard(job_id)
+
+
+def track(job_id: str) -> bool:
+    """Register the calling task as the one running `job_id` in this process; True if it was aborted already."""
     task = asyncio.current_task()
     assert task is not None, "track() is called from a job's own task"
     _tasks()[job_id] = task
+    _starting.discard(job_id)
+    return job_id in _aborted
 
 
 def untrack(job_id: str) -> None:
@@ -37,13 +51,17 @@ def untrack(job_id: str) -> None:
 
 
 def abort(job_id: str) -> bool:
-    """Cancel `job_id` if this process runs it; the job's wrapper then ends it as aborted."""
+    """Cancel `job_id` if this process runs it, or mark it if it is about to; the job's wrapper then ends it as
+    aborted."""
     task = _tasks().get(job_id)
-    if task is None or task.done():
-        return False
-    _aborted.add(job_id)
-    task.cancel()
-    return True
+    if task is not None and not task.done():
+        _aborted.add(job_id)
+        task.cancel()
+        return True
+    if job_id in _starting:
+        _aborted.add(job_id)
+        return True
+    return False
 
 
 def was_aborted(job_id: str) -> bool:

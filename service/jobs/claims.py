@@ -1,8 +1,9 @@
 """Short claims on running jobs, kept alive from a thread, so a dead worker's jobs run again within seconds.
 
 arq marks a job it starts with an in-progress key that lives for the largest job timeout + 10 s (310 s with the
-defaults): a worker killed mid-job leaves its job unclaimable for that long. Each job's wrapper shortens its key
-to CLAIM_TTL_S, and this keeper renews the keys of the process's running jobs every RENEW_EVERY_S. When the
+defaults): a worker killed mid-job leaves its job unclaimable for that long. Our workers claim a job for
+CLAIM_TTL_S instead (`dequeue.TAKE_SCRIPT`; the job's wrapper shortens the claim of a job queued by another
+client), and this keeper renews the keys of the process's running jobs every RENEW_EVERY_S. When the
 process dies the renewals stop and the keys expire; the next poll of any worker runs the job again.
 
 The keeper is a thread with its own connection, not an asyncio task: a job that blocks the event loop (which it

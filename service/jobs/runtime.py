@@ -20,7 +20,7 @@ from .. import keys
 from ..counters import metrics_buffer, process_stats
 from ..failures import JobAborted, PermanentFailure, TransientFailure, public_error
 from ..queue import RECORD_MARGIN_S
-from . import aborts
+from . import aborts, dequeue
 from .batching import batcher
 from .claims import CLAIM_TTL_S, ClaimKeeper
 from .context import job_redis, job_settings
@@ -58,6 +58,17 @@ async def _record_start(ctx: dict[str, Any]) -> bool:
         # lifetime service.queue.enqueue gives it.
         await job_redis(ctx).expire(record_key, job_settings(ctx).result_ttl + RECORD_MARGIN_S)
     return abort_requested is not None
+
+
+async def _start(ctx: dict[str, Any]) -> bool:
+    """Track the job for aborts, and record its start unless the worker did as it claimed it (`dequeue`); True if
+    the job was aborted before it could start."""
+    job_id = ctx["job_id"]
+    aborted = aborts.track(job_id)  # before the start is recorded: an abort from then on reaches this task
+    start = dequeue.started(job_id)
+    if start is not None and start.recorded:
+        return aborted or start.abort_requested
+    return await _record_start(ctx) or aborted
 
 
 async def _record_retry(ctx: dict[str, Any], error: BaseException) -> None:
@@ -114,10 +125,8 @@ def instrumented(
             # for ever, even once another worker has taken the job over.
             if claims is not None:
                 claims.hold(job_id)
-            if record:
-                aborts.track(job_id)  # before the start is recorded: an abort from then on reaches this task
-                if await _record_start(ctx):
-                    raise JobAborted("the job was aborted before it started")
+            if record and await _start(ctx):
+                raise JobAborted("the job was aborted before it started")
             return await coroutine(ctx, *args, **kwargs)
         except BaseException as e:
             error = await _translate(ctx, e, max_tries)
@@ -154,6 +163,15 @@ def job_function(
 
 
 async def announce_end(ctx: dict[str, Any]) -> None:
-    """arq's `after_job_end` hook (after the result or the retry is written): tell stream subscribers."""
+    """arq's `after_job_end` hook (after the result or the retry is written): tell stream subscribers.
+
+    Not awaited: the job's slot is free without waiting for the reply (the batch goes out next loop turn, and the
+    worker's shutdown drains the batcher). A lost announcement delays a stream by its re-read, nothing more.
+    """
     channel = keys.job_events(ctx["job_id"])
-    await batcher(ctx).send(lambda pipe: pipe.publish(channel, b""))
+    batcher(ctx).send(lambda pipe: pipe.publish(channel, b"")).add_done_callback(_log_lost_announcement)
+
+
+def _log_lost_announcement(future: "asyncio.Future[list[Any]]") -> None:
+    if not future.cancelled() and (error := future.exception()) is not None:
+        logger.warning("could not announce a job's end: %r", error)

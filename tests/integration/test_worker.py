@@ -137,3 +137,24 @@ async def test_health_counts_the_jobs_due_not_the_deferred_ones(
     later = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
     await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})  # deferred, as arq queues a cron job
     assert (await client.get("/health")).json() == {"status": "ok", "redis": "ok", "workers": 0, "queued": 1}
+
+
+@pytest.mark.parametrize("arq_checks_aborts", [False, True])
+async def test_a_job_is_claimed_and_started_in_one_script(
+    client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis, arq_checks_aborts: bool
+) -> None:
+    # The take script runs arq's start transaction itself (INCR of the try counter, where arq's pipeline sends
+    # INCRBY) and records the start; with arq's own abort check on, arq's transaction differs and is left to arq.
+    await arq_pool.config_resetstat()
+    job_ids = [(await client.post("/tasks", json={"type": 0})).json()["task_id"] for _ in range(3)]
+    await worker(allow_abort_jobs=arq_checks_aborts).main()
+    for job_id in job_ids:
+        view = (await client.get(f"/jobs/{job_id}")).json()
+        assert view["status"] == "SUCCESS" and view["attempt"] == 1 and view["worker"]
+    stats = await arq_pool.info("commandstats")
+    sent_by_arq = stats.get("cmdstat_incrby", {}).get("calls", 0)
+    counted_in_the_script = stats.get("cmdstat_incr", {}).get("calls", 0)
+    if arq_checks_aborts:
+        assert (sent_by_arq, counted_in_the_script) == (3, 0)
+    else:
+        assert (sent_by_arq, counted_in_the_script) == (0, 3)
