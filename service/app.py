@@ -8,7 +8,7 @@ from typing import TypedDict
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 
-from .api import api_router
+from .api import routers
 from .connections import web_redis
 from .counters import MetricsBuffer
 from .errors import install_error_handlers
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
-    app.include_router(api_router)
+    for router in routers:
+        app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files, name="static")
     return app
