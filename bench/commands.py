@@ -43,7 +43,7 @@ async def measure(redis: ArqRedis, n: int, url: str | None) -> Counter[str]:
                 await client.post("/tasks", json={"type": 0})
     else:
         for _ in range(n):
-            await redis.enqueue_job("pickup_probe", sent=0.0)
+            await redis.enqueue_job("finish_probe")
     polls = await drain(redis)
     await asyncio.sleep(0.3)  # let the last results land
     used = await counts(redis)

@@ -16,9 +16,15 @@ from service.jobs import MAX_JOBS, POLL_DELAY_S
 from service.serialization import job_deserializer, job_serializer
 
 
-async def pickup_probe(_: dict[str, Any], sent: float) -> float:
-    """Seconds from `sent` (the enqueue call) to this job's first line."""
-    return time.time() - sent
+async def pickup_probe(ctx: dict[str, Any]) -> float:
+    """The wall-clock time of this job's first line, also pushed to `pickup_key(job_id)` for a waiting client."""
+    started = time.time()
+    await ctx["redis"].rpush(pickup_key(ctx["job_id"]), repr(started))
+    return started
+
+
+def pickup_key(job_id: str) -> str:
+    return f"bench:pickup:{job_id}"
 
 
 async def finish_probe(_: dict[str, Any]) -> float:
