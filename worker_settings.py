@@ -5,10 +5,11 @@ from service.connections import worker_redis_settings
 from service.jobs import CRON_JOBS, FUNCTIONS, MAX_JOBS, POLL_DELAY_S, after_job_end, shutdown, startup
 from service.jobs.dequeue import install_batch_claims
 from service.jobs.wakeup import install_wakeup_poll, use_uvloop
-from service.logs import configure_logging
+from service.logs import configure_logging, quiet_arq_job_lines
 from service.settings import get_settings
 
 configure_logging()
+quiet_arq_job_lines()
 install_wakeup_poll()
 install_batch_claims()
 use_uvloop()

@@ -29,3 +29,25 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+
+
+# arq's INFO line at each job's start ("→ id:name(arguments)") and success ("← id:name ● result").
+ARQ_JOB_LINES = frozenset({"%6.2fs → %s(%s)%s", "%6.2fs ← %s ● %s"})
+
+
+class WithoutArqJobLines(logging.Filter):
+    """Drops arq's per-job start and success lines: each job's "job ended" line (`service.jobs.runtime`) says
+    the same as structured JSON, and arq's write the job's arguments and result into the log (e-mail addresses,
+    say). Its retry, abort and cancellation lines and everything it logs at WARNING or above stay.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in ARQ_JOB_LINES
+
+
+def quiet_arq_job_lines() -> None:
+    """Install `WithoutArqJobLines` on arq's worker logger; idempotent. (arq's CLI reconfigures its loggers'
+    levels and handlers after importing the worker settings, but leaves filters alone.)"""
+    logger = logging.getLogger("arq.worker")
+    if not any(isinstance(f, WithoutArqJobLines) for f in logger.filters):
+        logger.addFilter(WithoutArqJobLines())

@@ -2,6 +2,7 @@
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable
 
@@ -158,3 +159,19 @@ async def test_a_job_is_claimed_and_started_in_one_script(
         assert (sent_by_arq, counted_in_the_script) == (3, 0)
     else:
         assert (sent_by_arq, counted_in_the_script) == (0, 3)
+
+
+async def test_a_job_is_logged_once_as_json_without_its_arguments(
+    client: AsyncClient, worker: Callable[..., Worker], caplog: pytest.LogCaptureFixture
+) -> None:
+    # arq's own start and success lines carry the job's arguments (an e-mail address here); its startup lines stay.
+    caplog.set_level(logging.INFO)
+    response = await client.post("/send-notification/someone@example.com")
+    job_id = response.json()["task_id"]
+    await worker().main()
+    lines = [(r.name, r.getMessage()) for r in caplog.records if r.name.startswith(("arq", "service.jobs"))]
+    assert [message for name, message in lines if job_id in message] == []
+    assert not any("someone@example.com" in message for _, message in lines)
+    ended = [r for r in caplog.records if r.getMessage() == "job ended" and getattr(r, "job_id", None) == job_id]
+    assert len(ended) == 1 and ended[0].outcome == "success"  # type: ignore[attr-defined]
+    assert any(name == "arq.worker" and message.startswith("Starting worker") for name, message in lines)
