@@ -27,16 +27,21 @@ async def _next_change(pubsub: PubSub) -> None:
         pass
 
 
-async def job_events(redis: ArqRedis, job_id: str) -> AsyncIterator[JobView]:
-    """The job's view now, then after every change of status or progress, until a terminal status."""
+async def job_events(redis: ArqRedis, job_id: str, first: JobView | None = None) -> AsyncIterator[JobView]:
+    """The job's view now (`first`, if the caller has just read it), then after every change of status or
+    progress, until a terminal status."""
+    last = first
+    if first is not None:
+        yield first  # at once; a change from now on is seen by the read after subscribing
+        if first.status in TERMINAL_STATUSES:
+            return  # a finished job needs no subscription
     # The subscription is closed (and its connection returned) when the client goes away: FastAPI cancels
     # this generator, and the context manager unsubscribes.
     async with redis.pubsub() as pubsub:
-        # Subscribe before the first read, so no change can fall between the two. redis-py's subscribe() only
+        # Subscribe before the next read, so no change can fall between the two. redis-py's subscribe() only
         # sends the command: wait for the server's confirmation, or a change could still slip through.
         await pubsub.subscribe(keys.job_events(job_id))
         await pubsub.get_message(timeout=SUBSCRIBE_CONFIRM_S)
-        last: JobView | None = None
         while True:
             try:
                 view = await read_job(redis, job_id)

@@ -59,7 +59,7 @@ async def read_job_view(job: VisibleJob) -> JobView:
 async def stream_job_events(job: VisibleJob, arq: ArqDep) -> AsyncIterator[JobView]:
     """Server-Sent Events: the job's view at once, then one per change of status or progress, pushed by the
     workers; the stream ends after a terminal status."""
-    async for view in job_events(arq, job.id):
+    async for view in job_events(arq, job.id, first=job):
         yield view
 
 

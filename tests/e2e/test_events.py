@@ -47,8 +47,8 @@ def test_the_subscription_closes_when_the_client_goes_away(start_web: Callable[[
     channel = keys.job_events(job_id)
     with httpx.stream("GET", f"{url}/jobs/{job_id}/events", timeout=30) as response:
         stream = events(response)  # held: dropping the iterator would close the response
-        assert next(stream)["status"] == "PENDING"
-        assert client.pubsub_numsub(channel) == [(channel.encode(), 1)]
+        assert next(stream)["status"] == "PENDING"  # sent at once: the subscription follows it
+        wait_until(lambda: client.pubsub_numsub(channel) == [(channel.encode(), 1)], "the stream to subscribe")
     wait_until(lambda: client.pubsub_numsub(channel) == [(channel.encode(), 0)], "the subscription to close")
     client.close()
 
@@ -59,3 +59,18 @@ def test_events_for_others_jobs_are_refused_before_streaming(start_web: Callable
     job_id = httpx.post(f"{url}/tasks", json={"type": 0}, headers=alice).json()["task_id"]
     assert httpx.get(f"{url}/jobs/{job_id}/events").status_code == 403
     assert httpx.get(f"{url}/jobs/{'0' * 32}/events").status_code == 404
+
+
+def test_a_finished_job_streams_its_view_without_subscribing(
+    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str]
+) -> None:
+    url = start_web()
+    start_worker()
+    job_id = httpx.post(f"{url}/tasks", json={"type": 0}).json()["task_id"]
+    wait_until(lambda: httpx.get(f"{url}/tasks/{job_id}").json()["task_status"] == "SUCCESS", "the job to end")
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    client.config_resetstat()
+    with httpx.stream("GET", f"{url}/jobs/{job_id}/events", timeout=30) as response:
+        assert [e["status"] for e in events(response)] == ["SUCCESS"]
+    assert "cmdstat_subscribe" not in client.info("commandstats")
+    client.close()
