@@ -115,6 +115,7 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callable[..., Worker]]:
     """Build in-process workers from the real WorkerSettings (burst mode unless told otherwise)."""
     workers: list[Worker] = []
+    mains: list[asyncio.Task[Any]] = []
 
     def make(**kwargs: Any) -> Worker:
         options: dict[str, Any] = {
@@ -127,9 +128,22 @@ async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callab
         }
         w = create_worker(WorkerSettings, **options)
         workers.append(w)
+        run_main = w.main
+
+        async def main() -> None:
+            mains.append(asyncio.current_task())  # type: ignore[arg-type]
+            await run_main()
+
+        w.main = main  # type: ignore[method-assign]
         return w
 
     yield make
+    # A worker loop the test cancelled (or left running) ends before its pool closes: one cancelled mid-command
+    # would otherwise return its connection to a closed pool, and leak it.
+    for task in mains:
+        task.cancel()
+    if mains:
+        await asyncio.wait(mains, timeout=5)
     for w in workers:
         # close() cancels jobs still in flight (arq's shutdown), and its gather then raises: a test that ends as
         # soon as a job's result is visible would race the job's last step (its after_job_end hook).

@@ -21,6 +21,8 @@ from .transactions import coalesce_transactions
 
 # Jobs one worker process runs at once (arq's `max_jobs`).
 MAX_JOBS = 100
+# How long a starting worker waits for its wake-up and abort subscriptions before it takes jobs anyway.
+SUBSCRIBE_WAIT_S = 5.0
 # arq's `poll_delay`: an upper bound only, as enqueues wake idle workers through pub/sub (`wakeup`).
 POLL_DELAY_S = 0.25
 FUNCTIONS = [
@@ -58,7 +60,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     beats = heartbeat.beat_forever(redis, ctx["worker_id"], process_stats(ctx), metrics_buffer(ctx), stop_beating)
     ctx["heartbeat"] = asyncio.create_task(beats, name="heartbeat")
     stop_listening = ctx["stop_listening"] = asyncio.Event()
-    ctx["listener"] = asyncio.create_task(wakeup.listen(redis, stop_listening), name="wakeup-listener")
+    subscribed = asyncio.Event()
+    listener = wakeup.listen(redis, stop_listening, subscribed)
+    ctx["listener"] = asyncio.create_task(listener, name="wakeup-listener")
+    # No job is claimed before aborts can be heard (an abort published earlier would reach no one). Bounded: a
+    # worker that cannot subscribe still runs jobs, and the listener keeps trying.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_WAIT_S)
 
 
 async def _stop_loops(ctx: dict[str, Any]) -> None:

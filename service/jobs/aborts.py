@@ -1,12 +1,16 @@
 """Aborting running jobs: the API names the job on `keys.ABORT_CHANNEL`, and the worker running it cancels it.
 
 arq's own mechanism (`allow_abort_jobs`) reads a sorted set on every iteration of the worker loop, four commands
-each time and an iteration per wake-up; this one costs nothing until an abort is asked for. A job aborted between
-its claim and its start, or whose worker died, is caught by the `abort_requested` flag in its record, which the
-job's wrapper reads as it starts (`runtime._record_start`).
+each time and an iteration per wake-up; this one costs nothing until an abort is asked for.
+
+An abort before the claim, or of a job whose worker died, is caught by the `abort_requested` flag in its record,
+which the worker reads as it claims the job (`dequeue.TAKE_SCRIPT`; `runtime._record_start` for a job started
+otherwise). One that arrives after the claim but before the job's wrapper runs is kept for the wrapper
+(`starting`, `track`), including one whose message comes in before the claim's own reply (`_recent`).
 """
 
 import asyncio
+import time
 import weakref
 from typing import Any
 
@@ -15,6 +19,10 @@ _running: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asynci
 )
 _aborted: set[str] = set()
 _starting: set[str] = set()  # claimed by this process, wrapper not running yet
+# Aborts of jobs this process neither runs nor has claimed, by arrival (monotonic s), kept for RECENT_ABORT_S: the
+# take script may have claimed the job in Redis while its reply is still on its way (`starting` looks here).
+_recent: dict[str, float] = {}
+RECENT_ABORT_S = 60.0
 
 
 def _tasks() -> dict[str, asyncio.Task[Any]]:
@@ -26,8 +34,11 @@ def _tasks() -> dict[str, asyncio.Task[Any]]:
 
 
 def starting(job_id: str) -> None:
-    """This process has claimed `job_id`: an abort before its wrapper runs is kept for `track`."""
+    """This process has claimed `job_id`: an abort before its wrapper runs is kept for `track`, as is one that
+    arrived between the claim in Redis and this call."""
     _starting.add(job_id)
+    if _recent.pop(job_id, None) is not None:
+        _aborted.add(job_id)
 
 
 def forget(job_id: str) -> None:
@@ -61,6 +72,11 @@ def abort(job_id: str) -> bool:
     if job_id in _starting:
         _aborted.add(job_id)
         return True
+    now = time.monotonic()
+    while _recent and next(iter(_recent.values())) < now - RECENT_ABORT_S:  # oldest first
+        del _recent[next(iter(_recent))]
+    _recent.pop(job_id, None)
+    _recent[job_id] = now
     return False
 
 

@@ -46,8 +46,14 @@ async def poll(step: float = 0.5) -> AsyncGenerator[float, None]:
     """Drop-in for `arq.worker.poll`: yields at most every `step` seconds, and at once after a wake-up."""
     loop = asyncio.get_running_loop()
     event = _event()
+    task = asyncio.current_task()
     start = loop.time()
     while True:
+        if task is not None and task.cancelling():
+            # The worker was told to stop, but the CancelledError never reached its loop: Python 3.11's
+            # asyncio.wait_for (which redis-py uses for its timeouts) drops it when the awaited operation completes
+            # in the same turn (CPython gh-86296). Such a worker went on polling for ever after its SIGTERM.
+            raise asyncio.CancelledError
         # Cleared before the worker looks at the queue, so a job queued while it looks wakes it again.
         event.clear()
         before = loop.time()
@@ -69,9 +75,10 @@ def install_wakeup_poll() -> None:
 LISTEN_TICK_S = 1.0
 
 
-async def listen(redis: ArqRedis, stop: asyncio.Event) -> None:
+async def listen(redis: ArqRedis, stop: asyncio.Event, subscribed: asyncio.Event | None = None) -> None:
     """Until `stop` is set, wake the worker on enqueues and cancel the jobs the API aborts; resubscribe after a
-    Redis outage.
+    Redis outage. `subscribed` is set once the server has confirmed the subscriptions: the worker's startup waits
+    for it, so that it claims no job whose abort could be published before anyone listens.
 
     It stops on `stop` rather than by cancellation alone: a cancellation inside redis-py's read can be turned into
     an error by the subscription's own cleanup, and a worker's shutdown then waited for ever on this task (seen in
@@ -81,14 +88,21 @@ async def listen(redis: ArqRedis, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             async with redis.pubsub() as pubsub:
-                await pubsub.subscribe(keys.WAKEUP_CHANNEL, keys.ABORT_CHANNEL)
-                # Jobs may have been queued while we were not listening.
-                event.set()
+                channels = (keys.WAKEUP_CHANNEL, keys.ABORT_CHANNEL)
+                await pubsub.subscribe(*channels)
+                confirmed = 0
                 while not stop.is_set():
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_TICK_S)
+                    message = await pubsub.get_message(timeout=LISTEN_TICK_S)
                     if message is None:
                         continue
-                    if message["channel"] == ABORT_CHANNEL:
+                    if message["type"] == "subscribe":
+                        # redis-py's subscribe() only sends the command: listening starts with the confirmation.
+                        confirmed += 1
+                        if confirmed == len(channels):
+                            event.set()  # jobs may have been queued while we were not listening
+                            if subscribed is not None:
+                                subscribed.set()
+                    elif message["channel"] == ABORT_CHANNEL:
                         aborts.abort(message["data"].decode())
                     else:
                         event.set()

@@ -15,7 +15,8 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service import keys
-from service.jobs import MAX_JOBS, wakeup
+from service.connections import web_redis
+from service.jobs import MAX_JOBS, shutdown, startup, wakeup
 from service.jobs.housekeeping import trim_job_index
 from service.queue import enqueue
 from service.settings import Settings
@@ -47,6 +48,8 @@ async def test_health_counts_a_running_worker(client: AsyncClient, worker: Calla
 
     await run_until(one_worker, "the worker's heartbeat")
     running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=10)  # a hang guard: its loop ends before its pool closes
+    assert running in done
     await w.close()
     assert (await client.get("/health")).json()["workers"] == 0
 
@@ -175,3 +178,17 @@ async def test_a_job_is_logged_once_as_json_without_its_arguments(
     ended = [r for r in caplog.records if r.getMessage() == "job ended" and getattr(r, "job_id", None) == job_id]
     assert len(ended) == 1 and ended[0].outcome == "success"  # type: ignore[attr-defined]
     assert any(name == "arq.worker" and message.startswith("Starting worker") for name, message in lines)
+
+
+async def test_a_worker_hears_aborts_before_it_takes_its_first_job(arq_pool: ArqRedis, settings: Settings) -> None:
+    # The startup hook returns only once the abort channel is subscribed: a job claimed by the first poll could
+    # otherwise be aborted (and its abort published) before anyone listens, and it would run to its end.
+    redis = web_redis(settings)
+    ctx: dict[str, object] = {"redis": redis, "settings": settings}
+    await startup(ctx)
+    try:
+        channels = await arq_pool.pubsub_numsub(keys.ABORT_CHANNEL, keys.WAKEUP_CHANNEL)
+        assert channels == [(keys.ABORT_CHANNEL.encode(), 1), (keys.WAKEUP_CHANNEL.encode(), 1)]
+    finally:
+        await shutdown(ctx)
+        await redis.aclose(close_connection_pool=True)

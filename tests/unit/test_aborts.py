@@ -49,3 +49,20 @@ async def test_arq_s_start_transaction_is_answered_only_if_it_is_the_one_the_scr
         pipe.zrem("arq:abort", "j3")
         with pytest.raises(RuntimeError, match="not the one TAKE_SCRIPT runs"):
             await pipe.execute()
+
+
+async def test_an_abort_heard_before_the_claim_s_reply_reaches_the_job() -> None:
+    # The take script has claimed the job in Redis, the API has seen it STARTED and published the abort, and the
+    # subscription delivers it before the worker has read the script's reply.
+    assert not aborts.abort("j4")
+    aborts.starting("j4")
+
+    async def wrapper() -> bool:
+        return aborts.track("j4")
+
+    assert await asyncio.create_task(wrapper())
+    aborts.untrack("j4")
+    aborts.forget("j4")
+    aborts.starting("j4")  # heard once: a later claim of the same id is not aborted by it again
+    assert not aborts.was_aborted("j4")
+    aborts.forget("j4")

@@ -1,6 +1,7 @@
 """The replacement for arq's poll loop wakes at once on a wake-up, and otherwise waits out its step."""
 
 import asyncio
+import contextlib
 
 import arq.worker
 
@@ -28,3 +29,20 @@ def test_installed_into_arq_by_worker_settings() -> None:
     import worker_settings  # noqa: F401
 
     assert arq.worker.poll is wakeup.poll
+
+
+async def test_a_cancellation_dropped_inside_an_iteration_still_ends_the_worker_loop() -> None:
+    looked = asyncio.Event()
+
+    async def worker_loop() -> None:
+        async for _ in wakeup.poll(step=0):
+            looked.set()
+            # As Python 3.11's asyncio.wait_for does when what it awaits completes in the same turn as the cancel.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    task = asyncio.create_task(worker_loop())
+    await looked.wait()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=10)  # a hang guard, not a speed check
+    assert task in done and task.cancelled()
