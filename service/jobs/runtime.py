@@ -64,7 +64,7 @@ async def _start(ctx: dict[str, Any]) -> bool:
     """Track the job for aborts, and record its start unless the worker did as it claimed it (`dequeue`); True if
     the job was aborted before it could start."""
     job_id = ctx["job_id"]
-    aborted = aborts.track(job_id)  # before the start is recorded: an abort from then on reaches this task
+    aborted = aborts.track(job_id)  # from now on an abort cancels this task
     start = dequeue.started(job_id)
     if start is not None and start.recorded:
         return aborted or start.abort_requested
