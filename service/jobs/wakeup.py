@@ -12,6 +12,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import arq.worker
 import uvloop
@@ -75,6 +76,18 @@ def install_wakeup_poll() -> None:
 LISTEN_TICK_S = 1.0
 
 
+def _dispatch(message: dict[str, Any], event: asyncio.Event) -> bool:
+    """Act on one message of the subscription: wake the worker, or abort a job. True if it confirms a subscription."""
+    if message["type"] == "subscribe":
+        return True
+    if message["type"] == "message":
+        if message["channel"] == ABORT_CHANNEL:
+            aborts.abort(message["data"].decode())
+        else:
+            event.set()
+    return False
+
+
 async def listen(redis: ArqRedis, stop: asyncio.Event, subscribed: asyncio.Event | None = None) -> None:
     """Until `stop` is set, wake the worker on enqueues and cancel the jobs the API aborts; resubscribe after a
     Redis outage. `subscribed` is set once the server has confirmed the subscriptions: the worker's startup waits
@@ -93,19 +106,14 @@ async def listen(redis: ArqRedis, stop: asyncio.Event, subscribed: asyncio.Event
                 confirmed = 0
                 while not stop.is_set():
                     message = await pubsub.get_message(timeout=LISTEN_TICK_S)
-                    if message is None:
+                    if message is None or not _dispatch(message, event):
                         continue
-                    if message["type"] == "subscribe":
-                        # redis-py's subscribe() only sends the command: listening starts with the confirmation.
-                        confirmed += 1
-                        if confirmed == len(channels):
-                            event.set()  # jobs may have been queued while we were not listening
-                            if subscribed is not None:
-                                subscribed.set()
-                    elif message["channel"] == ABORT_CHANNEL:
-                        aborts.abort(message["data"].decode())
-                    else:
-                        event.set()
+                    # redis-py's subscribe() only sends the command: listening starts with the confirmations.
+                    confirmed += 1
+                    if confirmed == len(channels):
+                        event.set()  # jobs may have been queued while we were not listening
+                        if subscribed is not None:
+                            subscribed.set()
         except (RedisError, OSError) as e:
             if stop.is_set():
                 return
