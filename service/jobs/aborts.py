@@ -73,9 +73,12 @@ def abort(job_id: str) -> bool:
         _aborted.add(job_id)
         return True
     now = time.monotonic()
-    while _recent and next(iter(_recent.values())) < now - RECENT_ABORT_S:  # oldest first
-        del _recent[next(iter(_recent))]
-    _recent.pop(job_id, None)
+    while _recent:  # in order of arrival: drop the expired ones from the front
+        oldest, heard = next(iter(_recent.items()))
+        if heard >= now - RECENT_ABORT_S:
+            break
+        del _recent[oldest]
+    _recent.pop(job_id, None)  # re-inserted at the back
     _recent[job_id] = now
     return False
 

@@ -62,7 +62,7 @@ for i = 1, #due, 2 do
   local claim = claim_prefix .. id
   if redis.call('EXISTS', claim) == 0 then
     free = free - 1
-    local definition, try, recorded, abort = false, 0, 0, 0
+    local lifetime, definition, try, recorded, abort = claim_ms, false, 0, 0, 0
     if start then
       definition = redis.call('GET', job_prefix .. id)
       try = redis.call('INCR', retry_prefix .. id)
@@ -70,14 +70,13 @@ for i = 1, #due, 2 do
       local record = record_prefix .. id
       local seen = redis.call('HMGET', record, 'enqueued_at', 'abort_requested')
       if seen[1] then
-        claim_ms, recorded = short_claim_ms, 1
+        lifetime, recorded = short_claim_ms, 1
         if seen[2] then abort = 1 end
         redis.call('HSET', record, 'started_at', now, 'attempt', try, 'worker', worker)
         redis.call('PUBLISH', events_prefix .. id, '')
       end
     end
-    redis.call('PSETEX', claim, claim_ms, '1')
-    claim_ms = ARGV[2]
+    redis.call('PSETEX', claim, lifetime, '1')
     for _, value in ipairs({id, due[i + 1], definition, try, recorded, abort}) do taken[#taken + 1] = value end
   end
 end

@@ -4,8 +4,8 @@ arq opens two transactions for every job it runs (`Worker.run_job` reads the job
 `Worker.finish_job` stores the result and clears the job), each a round trip of its own: a checkout from the
 pool, a socket write, a wait and a read per job and per transaction: about a third of a busy worker's CPU
 (cProfile of a drain). The first is now run by the take script (`dequeue`); the second, and the first where
-arq checks aborts itself, come here. Redis runs each MULTI/EXEC block atomically whatever else shares the connection, so the
-blocks that jobs queue within one turn of the event loop go out in one write on one
+arq checks aborts itself, come here. Redis runs each MULTI/EXEC block atomically whatever else shares the
+connection, so the blocks that jobs queue within one turn of the event loop go out in one write on one
 connection, and each pipeline then reads its own replies back in order with redis-py's own code
 (`Pipeline._execute_transaction`): results, response callbacks and errors are exactly redis-py's.
 
