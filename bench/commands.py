@@ -18,7 +18,7 @@ import httpx
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from bench.common import bench_env, private_server, web, worker
-from service.serialization import job_deserializer, job_serializer
+from service.core.serialization import job_deserializer, job_serializer
 
 
 async def counts(redis: ArqRedis) -> Counter[str]:

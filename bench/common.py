@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from service.devserver import ValkeyServer, free_port
+from service.dev.server import ValkeyServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-" + "x" * 40

@@ -14,8 +14,8 @@ import httpx
 from arq.connections import RedisSettings, create_pool
 
 from bench.common import bench_env, pct, private_server, web, worker
-from service.queue import enqueue
-from service.serialization import job_deserializer, job_serializer
+from service.core.enqueue import enqueue
+from service.core.serialization import job_deserializer, job_serializer
 
 
 async def one(client: httpx.AsyncClient, redis, url: str) -> float:  # type: ignore[no-untyped-def]

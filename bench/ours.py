@@ -1,7 +1,7 @@
 """This service's worker with the probe jobs added: `arq bench.ours.OURS` (arq accepts a dict)."""
 
 from bench.probes import PROBES
-from service.jobs import FUNCTIONS
+from service.engine import FUNCTIONS
 from worker_settings import WorkerSettings
 
 OURS = {**{k: v for k, v in vars(WorkerSettings).items() if not k.startswith("_")}, "functions": [*FUNCTIONS, *PROBES]}

@@ -19,8 +19,8 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from bench.common import bench_env, pct, private_server, worker
 from bench.probes import pickup_key
-from service.queue import enqueue
-from service.serialization import job_deserializer, job_serializer
+from service.core.enqueue import enqueue
+from service.core.serialization import job_deserializer, job_serializer
 
 
 async def measure(redis: ArqRedis, ours: bool, n: int) -> tuple[list[float], list[float]]:

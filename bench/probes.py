@@ -1,7 +1,7 @@
 """Probe jobs, and the settings of bare arq: `arq bench.probes.ARQ_DEFAULTS` (arq accepts a dict).
 
-This module must not import `worker_settings`: that module adapts arq's worker class (`service.jobs.dequeue`,
-`service.jobs.wakeup`) for the whole process, and bare arq is to be measured as arq ships.
+This module must not import `worker_settings`: that module adapts arq's worker class (`service.engine.dequeue`,
+`service.engine.wakeup`) for the whole process, and bare arq is to be measured as arq ships.
 """
 
 import asyncio
@@ -12,8 +12,8 @@ from typing import Any
 from arq.connections import RedisSettings
 from arq.worker import func
 
-from service.jobs import MAX_JOBS, POLL_DELAY_S
-from service.serialization import job_deserializer, job_serializer
+from service.core.serialization import job_deserializer, job_serializer
+from service.engine import MAX_JOBS, POLL_DELAY_S
 
 
 async def pickup_probe(ctx: dict[str, Any]) -> float:

@@ -22,8 +22,8 @@ import httpx
 from arq.connections import RedisSettings, create_pool
 
 from bench.common import ROOT, bench_env, pid_of, private_server, process, web
-from service.queue import enqueue
-from service.serialization import job_deserializer, job_serializer
+from service.core.enqueue import enqueue
+from service.core.serialization import job_deserializer, job_serializer
 
 TOP = 25
 

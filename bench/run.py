@@ -28,8 +28,8 @@ import httpx
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from bench.common import ROOT, bench_env, pct, pid_of, private_server, process, web, worker
-from service.queue import enqueue
-from service.serialization import job_deserializer, job_serializer
+from service.core.enqueue import enqueue
+from service.core.serialization import job_deserializer, job_serializer
 
 PEER = ROOT.parent / "shared" / "peers" / "celery-tutorial"
 PEER_VENV = ROOT / "bench" / ".peer-venv"

@@ -13,11 +13,11 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--admin", action="store_true", help="the token may see and control every user's jobs")
     args = parser.parse_args(argv)
     if args.command == "run":
-        from .devrun import main as run
+        from service.dev.run import main as run
 
         return run()
-    from .auth import create_token, valid_user_id
-    from .settings import get_settings
+    from service.auth import create_token, valid_user_id
+    from service.settings import get_settings
 
     if not valid_user_id(args.user_id):
         parser.error("USER_ID: 1-64 characters of A-Z a-z 0-9 _ . @ + = -, not starting with a dot")

@@ -37,7 +37,7 @@ ARQ_JOB_LINES = frozenset({"%6.2fs → %s(%s)%s", "%6.2fs ← %s ● %s"})
 
 
 class WithoutArqJobLines(logging.Filter):
-    """Drops arq's per-job start and success lines: each job's "job ended" line (`service.jobs.runtime`) says
+    """Drops arq's per-job start and success lines: each job's "job ended" line (`service.engine.runtime`) says
     the same as structured JSON, and arq's write the job's arguments and result into the log (e-mail addresses,
     say). Its retry, abort and cancellation lines and everything it logs at WARNING or above stay.
     """

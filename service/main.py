@@ -1,7 +1,7 @@
 """The uvicorn target: `uvicorn service.main:app`."""
 
-from .app import create_app
-from .logs import configure_logging
+from service.logs import configure_logging
+from service.web.app import create_app
 
 configure_logging()
 app = create_app()

@@ -12,10 +12,10 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from service.app import create_app
-from service.connections import web_redis
-from service.devserver import ValkeyServer, free_port
+from service.core.connections import web_redis
+from service.dev.server import ValkeyServer, free_port
 from service.settings import Settings
+from service.web.app import create_app
 from worker_settings import WorkerSettings
 
 # Importing worker_settings puts the process on uvloop, for the `arq` worker processes (the e2e tests run those).

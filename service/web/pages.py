@@ -8,13 +8,13 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from .. import keys
-from ..deps import ArqDep, CurrentUser
-from ..exceptions import NotOwner
-from ..jobstore import list_jobs
-from ..schemas import JobView
-from ..status import Status
-from ..workers import WorkerInfo, alive_workers
+from service.core import keys
+from service.core.exceptions import NotOwner
+from service.core.reads import list_jobs
+from service.core.status import Status
+from service.core.workers import WorkerInfo, alive_workers
+from service.web.deps import ArqDep, CurrentUser
+from service.web.schemas import JobView
 
 STATIC = Path(__file__).parent / "static"
 CHART_MINUTES = 60

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from service.devserver import free_port
+from service.dev.server import free_port
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import httpx
 import pytest
 import redis
 
-from service import keys
 from service.auth import create_token
+from service.core import keys
 from tests.e2e.conftest import Proc, wait_until
 
 pytestmark = pytest.mark.e2e

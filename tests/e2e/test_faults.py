@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from service.devserver import ValkeyServer
+from service.dev.server import ValkeyServer
 from tests.e2e.conftest import Proc, wait_until
 
 pytestmark = pytest.mark.e2e

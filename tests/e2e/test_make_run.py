@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.devserver import free_port, port_in_use
+from service.dev.server import free_port, port_in_use
 from tests.e2e.conftest import ROOT, STOP_TIMEOUT_S, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,7 @@ import asyncio
 from arq.connections import ArqRedis
 from redis.exceptions import ResponseError
 
-from service.jobs.batching import CommandBatcher
+from service.engine.batching import CommandBatcher
 
 
 async def test_callers_in_one_turn_share_a_pipeline_and_keep_their_own_replies(arq_pool: ArqRedis) -> None:

@@ -13,10 +13,10 @@ from asgi_lifespan import LifespanManager
 from dirty_equals import IsPartialDict
 from httpx import ASGITransport, AsyncClient
 
-from service.app import create_app
-from service.failures import PermanentFailure, TransientFailure
-from service.jobs.runtime import instrumented
+from service.core.failures import PermanentFailure, TransientFailure
+from service.engine.runtime import instrumented
 from service.settings import Settings
+from service.web.app import create_app
 from tests.conftest import make_settings, run_until
 from tests.integration.helpers import auth
 

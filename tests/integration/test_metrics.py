@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service import counters
+from service.core import counters
 from service.settings import Settings
 from tests.conftest import run_until
 from tests.integration.helpers import auth

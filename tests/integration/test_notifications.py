@@ -10,8 +10,8 @@ from arq.worker import Worker
 from dirty_equals import IsStr
 from httpx import AsyncClient
 
-from service import keys
-from service.jobs.notifications import send_notification
+from service.core import keys
+from service.kinds.notifications import send_notification
 from service.settings import Settings
 from tests.integration.helpers import auth
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 
-from service.app import create_app
-from service.devserver import ValkeyServer, free_port
+from service.dev.server import ValkeyServer, free_port
+from service.web.app import create_app
 from tests.conftest import make_settings
 
 

@@ -11,7 +11,7 @@ from arq.worker import Worker
 from dirty_equals import IsStr
 from httpx import AsyncClient
 
-from service.jobs.reports import HEADER, remove_expired_reports, report_path
+from service.kinds.reports import HEADER, remove_expired_reports, report_path
 from service.settings import Settings
 from tests.conftest import run_until
 from tests.integration.helpers import auth

@@ -10,7 +10,7 @@ from arq.worker import Worker
 from dirty_equals import IsDatetime, IsPartialDict, IsStr
 from httpx import AsyncClient
 
-from service.queue import enqueue
+from service.core.enqueue import enqueue
 from service.settings import Settings
 from tests.conftest import run_until
 from tests.integration.helpers import auth

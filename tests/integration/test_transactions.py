@@ -1,4 +1,4 @@
-"""arq's transactions batched per loop turn (service.jobs.transactions), against a real server."""
+"""arq's transactions batched per loop turn (service.engine.transactions), against a real server."""
 
 import asyncio
 from collections.abc import Callable
@@ -8,9 +8,9 @@ import pytest
 from arq.connections import ArqRedis
 from redis.exceptions import ConnectionError, ResponseError
 
-from service.connections import web_redis
-from service.devserver import ValkeyServer
-from service.jobs.transactions import coalesce_transactions
+from service.core.connections import web_redis
+from service.dev.server import ValkeyServer
+from service.engine.transactions import coalesce_transactions
 from tests.conftest import make_settings
 
 

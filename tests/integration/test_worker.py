@@ -14,11 +14,11 @@ from httpx import AsyncClient
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service import keys
-from service.connections import web_redis
-from service.jobs import MAX_JOBS, shutdown, startup, wakeup
-from service.jobs.housekeeping import trim_job_index
-from service.queue import enqueue
+from service.core import keys
+from service.core.connections import web_redis
+from service.core.enqueue import enqueue
+from service.engine import MAX_JOBS, shutdown, startup, wakeup
+from service.engine.housekeeping import trim_job_index
 from service.settings import Settings
 from tests.conftest import run_until
 
@@ -91,7 +91,7 @@ async def test_the_cron_trims_the_all_jobs_index(arq_pool: ArqRedis, settings: S
 async def test_a_worker_takes_only_due_jobs_nobody_has_claimed(
     client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis, settings: Settings
 ) -> None:
-    # The batch claim (service.jobs.dequeue) keeps arq's rules: a claimed job and a deferred one are left alone.
+    # The batch claim (service.engine.dequeue) keeps arq's rules: a claimed job and a deferred one are left alone.
     claimed = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
     await arq_pool.psetex(in_progress_key_prefix + claimed, 60_000, b"1")  # as another worker's claim
     later = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
@@ -172,7 +172,7 @@ async def test_a_job_is_logged_once_as_json_without_its_arguments(
     response = await client.post("/send-notification/someone@example.com")
     job_id = response.json()["task_id"]
     await worker().main()
-    lines = [(r.name, r.getMessage()) for r in caplog.records if r.name.startswith(("arq", "service.jobs"))]
+    lines = [(r.name, r.getMessage()) for r in caplog.records if r.name.startswith(("arq", "service.engine"))]
     assert [message for name, message in lines if job_id in message] == []
     assert not any("someone@example.com" in message for _, message in lines)
     ended = [r for r in caplog.records if r.getMessage() == "job ended" and getattr(r, "job_id", None) == job_id]

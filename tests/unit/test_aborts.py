@@ -6,8 +6,8 @@ import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
-from service.jobs import aborts
-from service.jobs.dequeue import Started, _AnsweredPipeline
+from service.engine import aborts
+from service.engine.dequeue import Started, _AnsweredPipeline
 
 
 async def test_an_abort_between_the_claim_and_the_start_reaches_the_job() -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.jobs.reports import neutralise, report_rows
+from service.kinds.reports import neutralise, report_rows
 
 
 @pytest.mark.parametrize(

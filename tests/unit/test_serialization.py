@@ -9,8 +9,8 @@ from arq.jobs import JobDef, deserialize_job, serialize_job
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.failures import UNEXPECTED, PermanentFailure
-from service.serialization import job_deserializer, job_serializer
+from service.core.failures import UNEXPECTED, PermanentFailure
+from service.core.serialization import job_deserializer, job_serializer
 
 json_values = st.recursive(
     st.none()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.status import TERMINAL_STATUSES, ArqState, Status, contract_status
+from service.core.status import TERMINAL_STATUSES, ArqState, Status, contract_status
 
 QUEUED = {"has_definition": True, "in_progress": False, "queued": True, "tries_started": 0}
 

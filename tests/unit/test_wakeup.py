@@ -5,7 +5,7 @@ import contextlib
 
 import arq.worker
 
-from service.jobs import wakeup
+from service.engine import wakeup
 
 
 async def test_a_wakeup_ends_the_wait_at_once() -> None:

@@ -1,0 +1,1 @@
+"""What the web app and the workers share about Redis: keys, the job record, enqueue, reads, events."""

@@ -1,0 +1,107 @@
+"""Counters every web and worker process adds to in Redis, so that `/metrics` and the dashboard see all of them.
+
+A process counts in memory and adds its counts to Redis every FLUSH_EVERY_S (a worker with its heartbeat) and
+when it stops, in one pipeline: a job costs no Redis command for its metrics, whatever the throughput. What a
+process killed with SIGKILL had counted since its last flush is lost, as a Prometheus client's counters are when
+its process dies.
+"""
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from service.core import keys
+from service.core.aio import reraise_cancellation
+
+logger = logging.getLogger(__name__)
+
+# Histogram buckets for job durations, in seconds (Prometheus `le`).
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+TERMINAL_OUTCOMES = frozenset({"success", "failure"})
+THROUGHPUT_KEEP_S = 2 * 3600
+FLUSH_EVERY_S = 2.0
+
+
+@dataclass
+class MetricsBuffer:
+    """Counts not yet added to Redis: enqueues (web), outcomes, duration buckets and sums per job name, jobs
+    finished per minute (workers)."""
+
+    enqueued: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    buckets: Counter[str] = field(default_factory=Counter)
+    sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    finished: Counter[int] = field(default_factory=Counter)
+
+    def add_enqueued(self, name: str) -> None:
+        self.enqueued[name] += 1
+
+    def add(self, name: str, outcome: str, duration_s: float) -> None:
+        bucket = next((f"{le:g}" for le in DURATION_BUCKETS if duration_s <= le), "+Inf")
+        self.outcomes[f"{name}|{outcome}"] += 1
+        self.buckets[f"{name}|{bucket}"] += 1
+        self.sums[f"{name}|sum"] += duration_s
+        if outcome in TERMINAL_OUTCOMES:
+            self.finished[int(time.time()) // 60] += 1
+
+    def take(self) -> "MetricsBuffer":
+        """Hand over the counts and start again from zero."""
+        taken = MetricsBuffer(self.enqueued, self.outcomes, self.buckets, self.sums, self.finished)
+        self.enqueued, self.outcomes, self.buckets = Counter(), Counter(), Counter()
+        self.sums, self.finished = defaultdict(float), Counter()
+        return taken
+
+    def merge(self, other: "MetricsBuffer") -> None:
+        self.enqueued.update(other.enqueued)
+        self.outcomes.update(other.outcomes)
+        self.buckets.update(other.buckets)
+        for name, total in other.sums.items():
+            self.sums[name] += total
+        self.finished.update(other.finished)
+
+    async def flush(self, redis: ArqRedis) -> None:
+        """Add the counts to Redis; on a Redis error they are kept for the next flush."""
+        taken = self.take()
+        if not (taken.enqueued or taken.outcomes):
+            return
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for name, count in taken.enqueued.items():
+                    pipe.hincrby(keys.METRICS_ENQUEUED, name, count)
+                for name, count in taken.outcomes.items():
+                    pipe.hincrby(keys.METRICS_OUTCOMES, name, count)
+                for name, count in taken.buckets.items():
+                    pipe.hincrby(keys.METRICS_DURATIONS, name, count)
+                for name, total in taken.sums.items():
+                    pipe.hincrbyfloat(keys.METRICS_DURATIONS, name, total)
+                for minute, count in taken.finished.items():
+                    pipe.incrby(keys.finished_per_minute(minute), count)
+                    pipe.expire(keys.finished_per_minute(minute), THROUGHPUT_KEEP_S)
+                await pipe.execute()
+        except (RedisError, OSError) as e:
+            self.merge(taken)
+            reraise_cancellation(e)
+            logger.warning("could not record job metrics (kept for the next try): %r", e)
+
+    async def flush_forever(self, redis: ArqRedis) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            await self.flush(redis)
+
+
+def process_stats(ctx: dict[str, Any]) -> Counter[str]:
+    """This worker process's own counts (jobs done, running), shared by all its jobs' ctx copies."""
+    stats: Counter[str] = ctx.setdefault("stats", Counter())
+    return stats
+
+
+def metrics_buffer(ctx: dict[str, Any]) -> MetricsBuffer:
+    """This worker process's metrics not yet in Redis, shared by all its jobs' ctx copies."""
+    buffer: MetricsBuffer = ctx.setdefault("metrics", MetricsBuffer())
+    return buffer

@@ -1,0 +1,177 @@
+"""Enqueueing and aborting: arq's own wire format plus this service's bookkeeping, each in one atomic script."""
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import uuid4
+
+from arq.connections import ArqRedis
+from arq.constants import (
+    default_queue_name,
+    expires_extra_ms,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+from arq.jobs import serialize_job, serialize_result
+from arq.utils import timestamp_ms
+
+from service.core import keys
+from service.core.exceptions import QuotaExceeded
+from service.core.serialization import job_serializer
+
+# A queued job that no worker starts within a day expires, as arq's own default; its record goes with it.
+JOB_EXPIRES_MS = expires_extra_ms
+# A job's record outlives its result: the job may start as late as JOB_EXPIRES_MS after its enqueue, and its last
+# try may then run for arq's job timeout (300 s) before the result's own lifetime begins.
+RECORD_MARGIN_S = 600
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+# One round trip, atomic, so that concurrent requests can neither both pass the quota nor both create a job for
+# one idempotency key. Returns {1, id} when queued, {0, first id} for an idempotent repeat, {2, ''} over quota.
+# KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key.
+# ARGV: id, payload, now ms, job ttl ms, record ttl ms, idempotency ttl s, wake-up channel, use idempotency (0/1),
+#       quota (0 = none), job key prefix, owner (or ''), index score (now in µs: jobs queued within the same
+#       millisecond still list in order), then the record's field/value pairs.
+ENQUEUE_SCRIPT = """
+local id, now, job_ttl, record_ttl = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if ARGV[8] == '1' then
+  local first = redis.call('GET', KEYS[7])
+  if first then return {0, first} end
+end
+local quota = tonumber(ARGV[9])
+if quota > 0 then
+  if redis.call('ZCARD', KEYS[6]) >= quota then
+    -- arq deletes a job's key when it ends: members without one are no longer active.
+    for _, member in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+      if redis.call('EXISTS', ARGV[10] .. member) == 0 then redis.call('ZREM', KEYS[6], member) end
+    end
+    if redis.call('ZCARD', KEYS[6]) >= quota then return {2, ''} end
+  end
+  redis.call('ZADD', KEYS[6], now, id)
+  redis.call('PEXPIRE', KEYS[6], job_ttl)
+end
+if ARGV[8] == '1' then redis.call('SET', KEYS[7], id, 'EX', ARGV[6]) end
+redis.call('PSETEX', KEYS[1], job_ttl, ARGV[2])
+redis.call('ZADD', KEYS[2], now, id)
+redis.call('HSET', KEYS[3], unpack(ARGV, 13))
+redis.call('PEXPIRE', KEYS[3], record_ttl)
+-- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs index
+-- (every anonymous enqueue would pay for it) by the worker's cron job.
+redis.call('ZADD', KEYS[4], ARGV[12], id)
+if ARGV[11] ~= '' then
+  redis.call('ZADD', KEYS[5], ARGV[12], id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', string.format('%d', tonumber(ARGV[12]) - record_ttl * 1000))
+  redis.call('PEXPIRE', KEYS[5], record_ttl)
+end
+redis.call('PUBLISH', ARGV[7], '')
+return {1, id}
+"""
+
+# Abort one job atomically. A queued or deferred job is taken off the queue and given its REVOKED result here, so
+# it never runs even with no worker up. A claimed (running) job is flagged in its record (a worker starting it
+# checks the flag: that covers a job claimed but not yet started, and one whose worker died) and named on the
+# abort channel, on which every worker listens.
+# KEYS: job, in-progress, queue, result, retry counter, record, events channel.
+# ARGV: id, result payload, result ttl ms, now ms, abort channel.
+ABORT_SCRIPT = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 'terminal' end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[6], 'abort_requested', ARGV[4])
+  redis.call('PUBLISH', ARGV[5], ARGV[1])
+  return 'running'
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+-- A worker claiming this job right now WATCHes its in-progress key: touching it makes that claim fail.
+redis.call('PSETEX', KEYS[2], 1000, 'aborted')
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[1], KEYS[5])
+redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+redis.call('PUBLISH', KEYS[7], '')
+return 'revoked'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job_id: str
+    created: bool  # False when an Idempotency-Key repeat returned the first call's job
+
+
+async def enqueue(
+    redis: ArqRedis,
+    function_name: str,
+    kwargs: dict[str, Any],
+    *,
+    record_ttl_s: int,
+    owner: str | None = None,
+    idempotency_key: str | None = None,
+    max_active: int = 0,
+) -> Enqueued:
+    """Queue `function_name(**kwargs)` for arq's workers; raise `QuotaExceeded` if `owner` has `max_active` jobs.
+
+    Unlike `ArqRedis.enqueue_job`, this needs no WATCH round trip (ids are random, so they never collide), and
+    writes the job record, the listing indexes, the quota entry, the idempotency key (scoped to `owner`) and the
+    wake-up for idle workers with the job itself.
+    """
+    job_id = uuid4().hex
+    now_ms = timestamp_ms()
+    payload = serialize_job(function_name, (), kwargs, None, now_ms, serializer=job_serializer)
+    record: list[str | int | bytes] = ["name", function_name, "enqueued_at", now_ms]
+    if owner is not None:
+        record += ["owner", owner]
+    scope = owner or "~"
+    script_keys = [
+        job_key_prefix + job_id,
+        default_queue_name,
+        keys.job_record(job_id),
+        keys.ALL_JOBS_INDEX,
+        keys.user_jobs_index(scope),
+        keys.active_jobs(scope),
+        keys.idempotency(owner, idempotency_key or ""),
+    ]
+    args: list[str | int | bytes] = [
+        job_id,
+        payload,
+        now_ms,
+        JOB_EXPIRES_MS,
+        JOB_EXPIRES_MS + (RECORD_MARGIN_S + record_ttl_s) * 1000,
+        IDEMPOTENCY_TTL_S,
+        keys.WAKEUP_CHANNEL,
+        int(idempotency_key is not None),
+        max_active if owner is not None else 0,
+        job_key_prefix,
+        owner or "",
+        time.time_ns() // 1000,
+    ]
+    script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
+    outcome, found = await script(keys=script_keys, args=[*args, *record])
+    if outcome == 2:
+        raise QuotaExceeded(f"at most {max_active} jobs may be pending or running per user")
+    return Enqueued(job_id=found.decode(), created=outcome == 1)
+
+
+async def abort(
+    redis: ArqRedis, job_id: str, function_name: str, kwargs: dict[str, Any], enqueued_ms: int, result_ttl_s: int
+) -> Literal["terminal", "running", "missing", "revoked"]:
+    """Abort a job: see ABORT_SCRIPT. The REVOKED result is arq's own record, as a worker would have written it."""
+    now_ms = timestamp_ms()
+    cancelled = {"type": "CancelledError", "message": "the job was aborted before it started"}
+    result = serialize_result(
+        # start 0: it never started (the view shows started_at null); tries 0, likewise.
+        function_name, (), kwargs, 0, enqueued_ms, False, cancelled, 0, now_ms, f"{job_id}:{function_name}",
+        default_queue_name, job_id=job_id, serializer=job_serializer,
+    )  # fmt: skip
+    script_keys = [
+        job_key_prefix + job_id,
+        in_progress_key_prefix + job_id,
+        default_queue_name,
+        result_key_prefix + job_id,
+        retry_key_prefix + job_id,
+        keys.job_record(job_id),
+        keys.job_events(job_id),
+    ]
+    args: list[str | int | bytes] = [job_id, result or b"", result_ttl_s * 1000, now_ms, keys.ABORT_CHANNEL]
+    outcome: bytes = await redis.register_script(ABORT_SCRIPT)(keys=script_keys, args=args)
+    return outcome.decode()  # type: ignore[return-value]  # one of the script's four answers

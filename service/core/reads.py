@@ -1,0 +1,288 @@
+"""Read jobs from arq's keys and this service's records, one pipeline per page, as `JobView`s."""
+
+import base64
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from arq.connections import ArqRedis
+from arq.constants import (
+    default_queue_name,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+from redis.asyncio.client import Pipeline
+
+from service.auth import User
+from service.core import keys
+from service.core.exceptions import BadCursor, JobNotFound, NotOwner
+from service.core.serialization import job_deserializer
+from service.core.status import ArqState, Status, contract_status
+from service.web.schemas import ErrorOut, JobView, ProgressOut
+
+logger = logging.getLogger(__name__)
+
+# Longer ids are refused before they reach Redis; arq's own ids are 32 hex characters.
+MAX_JOB_ID_LENGTH = 128
+UNREADABLE = "<unreadable>"
+READS_PER_JOB = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A job's view, plus what it takes to run it again."""
+
+    view: JobView
+    function: str
+    kwargs: dict[str, Any]
+    enqueued_ms: int
+
+
+def _ms_to_datetime(value: Any) -> datetime | None:
+    if value is None or value == b"":
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+
+
+def _load(raw: bytes | None, job_id: str, what: str) -> dict[str, Any] | None:
+    """Decode an arq record; something that is not our JSON (a planted pickle, say) is reported, never run."""
+    if raw is None:
+        return None
+    try:
+        value = job_deserializer(raw)
+    except orjson.JSONDecodeError:
+        logger.warning("job %s: %s record is not JSON; ignoring it", job_id, what)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _error(result: dict[str, Any]) -> ErrorOut:
+    raw = result.get("r")
+    if isinstance(raw, dict) and isinstance(raw.get("type"), str):
+        return ErrorOut(type=raw["type"], message=str(raw.get("message", "")))
+    if not result:
+        return ErrorOut(type="DeserializationError", message="the job's result could not be read")
+    return ErrorOut(type="Error", message=str(raw))
+
+
+def _last_error(record: dict[bytes, bytes]) -> ErrorOut | None:
+    """The error of the previous try, which the worker records before scheduling the next one."""
+    if b"error_type" not in record:
+        return None
+    return ErrorOut(type=record[b"error_type"].decode(), message=record.get(b"error_message", b"").decode())
+
+
+def _progress(record: dict[bytes, bytes]) -> ProgressOut | None:
+    total = record.get(b"progress_total")
+    if total is None:
+        return None
+    return ProgressOut(current=int(record.get(b"progress_current", b"0")), total=int(total))
+
+
+def _queue_reads(pipe: Pipeline, job_id: str) -> None:
+    pipe.get(job_key_prefix + job_id)
+    pipe.get(result_key_prefix + job_id)
+    pipe.exists(in_progress_key_prefix + job_id)
+    pipe.zscore(default_queue_name, job_id)
+    pipe.get(retry_key_prefix + job_id)
+    pipe.hgetall(keys.job_record(job_id))
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """The contract's status from arq's keys, with the result record it was read from."""
+
+    status: Status | None
+    result: dict[str, Any]  # arq's result record; empty while there is none
+    success: bool | None
+    error: ErrorOut | None  # a failed result's error (a RETRY's last error lives in our record)
+
+
+def _outcome(
+    job_id: str, raw_result: bytes | None, has_definition: bool, in_progress: Any, score: Any, tries: Any
+) -> _Outcome:
+    result = _load(raw_result, job_id, "result")
+    success = None if result is None else bool(result.get("s", False))
+    error = None if result is None or success else _error(result)
+    status = contract_status(
+        ArqState(
+            has_definition=has_definition,
+            in_progress=bool(in_progress),
+            queued=score is not None,
+            tries_started=int(tries or 0),
+            success=success,
+            error_type=error.type if error else None,
+        )
+    )
+    return _Outcome(status, result or {}, success, error)
+
+
+def _may_see(user: User | None, owner: str | None) -> bool:
+    """Ownerless jobs are visible to anyone, owned ones to their owner and admins."""
+    return user.may_see(owner) if user else owner is None
+
+
+def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
+    """Build the snapshot from the six replies `_queue_reads` asked for; None if the job is unknown or gone."""
+    raw_def, raw_result, in_progress, score, tries, record = replies
+    definition = _load(raw_def, job_id, "job")
+    outcome = _outcome(job_id, raw_result, definition is not None, in_progress, score, tries)
+    status, result, success, error = outcome.status, outcome.result, outcome.success, outcome.error
+    if status is None:
+        return None
+    source = result or definition or {}
+    owner = record.get(b"owner")
+    view = JobView(
+        id=job_id,
+        name=str(source.get("f") or record.get(b"name", b"").decode() or UNREADABLE),
+        status=status,
+        owner=owner.decode() if owner else None,
+        enqueued_at=_ms_to_datetime(source.get("et") or record.get(b"enqueued_at")),
+        started_at=_ms_to_datetime(result.get("st") or record.get(b"started_at")),
+        finished_at=_ms_to_datetime(result.get("ft")),
+        attempt=int(result.get("t") or tries or 0),
+        progress=_progress(record),
+        result=result.get("r") if success else None,
+        error=error or (_last_error(record) if status is Status.RETRY else None),
+        worker=record.get(b"worker", b"").decode() or None,
+    )
+    kwargs = source.get("k")
+    return Snapshot(view, view.name, kwargs if isinstance(kwargs, dict) else {}, int(source.get("et") or 0))
+
+
+async def read_snapshot(redis: ArqRedis, job_id: str) -> Snapshot:
+    """The job's snapshot; raises `JobNotFound` when neither arq nor our record knows the id."""
+    async with redis.pipeline(transaction=False) as pipe:
+        _queue_reads(pipe, job_id)
+        snapshot = _snapshot(job_id, await pipe.execute())
+    if snapshot is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return snapshot
+
+
+async def read_job(redis: ArqRedis, job_id: str) -> JobView:
+    return (await read_snapshot(redis, job_id)).view
+
+
+def check_visible(view: JobView, user: User | None, name: str | None = None) -> None:
+    """Ownerless jobs are visible to anyone, owned ones to their owner and admins; with `name`, a job of
+    another kind is reported as not found (a report id is not a task id)."""
+    if name is not None and view.name != name:
+        raise JobNotFound(f"no {name} job with id {view.id!r}")
+    if not _may_see(user, view.owner):
+        raise NotOwner("this job belongs to another user")
+
+
+async def read_visible_job(redis: ArqRedis, job_id: str, user: User | None, name: str | None = None) -> JobView:
+    view = await read_job(redis, job_id)
+    check_visible(view, user, name)
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """What `GET /tasks/{id}` shows: the status, the return value or the error."""
+
+    status: Status
+    result: Any
+    error: ErrorOut | None
+
+
+# The reads of `read_task_state` in one command: a finished job's result and owner, else every key the status table
+# needs. One command instead of six is most of what the API's most polled read costs redis-py to pack and parse.
+# KEYS: result, in-progress, queue, retry counter, definition, record. ARGV: id.
+TASK_STATE_SCRIPT = """
+local owner, error_type, error_message = unpack(redis.call('HMGET', KEYS[6], 'owner', 'error_type', 'error_message'))
+local result = redis.call('GET', KEYS[1])
+if result then return {result, 0, false, false, 0, owner, false, false} end
+return {false, redis.call('EXISTS', KEYS[2]), redis.call('ZSCORE', KEYS[3], ARGV[1]), redis.call('GET', KEYS[4]),
+        redis.call('EXISTS', KEYS[5]), owner, error_type, error_message}
+"""
+
+
+async def read_task_state(redis: ArqRedis, job_id: str, user: User | None) -> TaskState:
+    """The status alone, for the most polled read of the API: the same keys and table as `read_job`, but no job
+    definition to decode, no record to read beyond its owner, and no full view to build."""
+    script_keys = [
+        result_key_prefix + job_id,
+        in_progress_key_prefix + job_id,
+        default_queue_name,
+        retry_key_prefix + job_id,
+        job_key_prefix + job_id,
+        keys.job_record(job_id),
+    ]
+    replies = await redis.register_script(TASK_STATE_SCRIPT)(keys=script_keys, args=[job_id])
+    raw_result, in_progress, score, tries, has_definition, owner, error_type, error_message = replies
+    outcome = _outcome(job_id, raw_result, bool(has_definition), in_progress, score, tries)
+    if outcome.status is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    if not _may_see(user, owner.decode() if owner else None):
+        raise NotOwner("this job belongs to another user")
+    error = outcome.error
+    if outcome.status is Status.RETRY and error_type is not None:
+        error = ErrorOut(type=error_type.decode(), message=(error_message or b"").decode())
+    return TaskState(outcome.status, outcome.result.get("r") if outcome.success else None, error)
+
+
+# Listing -------------------------------------------------------------------------------------------------------
+
+LIST_BATCH = 100
+# A status filter may skip many jobs; one request reads at most this many before answering with a cursor.
+LIST_SCAN_BUDGET = 1000
+
+
+def encode_cursor(score: float, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{int(score)}:{job_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        score, job_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":", 1)
+        return int(score), job_id
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadCursor("invalid cursor") from e
+
+
+async def _index_batch(redis: ArqRedis, index: str, after: tuple[int, str] | None) -> list[tuple[str, float]]:
+    """The next ids by enqueue time, newest first, strictly after the cursor (ties broken by id, as Redis does)."""
+    top: int | str = after[0] if after else "+inf"
+    raw = await redis.zrevrangebyscore(index, top, "-inf", start=0, num=LIST_BATCH + 50, withscores=True)
+    entries = [(member.decode(), score) for member, score in raw]
+    if after:
+        entries = [(i, s) for i, s in entries if s < after[0] or i < after[1]]
+    return entries[:LIST_BATCH]
+
+
+async def list_jobs(
+    redis: ArqRedis, index: str, *, status: Status | None, limit: int, cursor: str | None
+) -> tuple[list[JobView], str | None]:
+    """A page of jobs from `index`, newest first; the cursor is None once the index is exhausted."""
+    after = decode_cursor(cursor) if cursor else None
+    views: list[JobView] = []
+    scanned = 0
+    while len(views) < limit and scanned < LIST_SCAN_BUDGET:
+        batch = await _index_batch(redis, index, after)
+        if not batch:
+            return views, None
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id, _ in batch:
+                _queue_reads(pipe, job_id)
+            replies = await pipe.execute()
+        gone = []
+        for n, (job_id, score) in enumerate(batch):
+            scanned += 1
+            after = (int(score), job_id)
+            snapshot = _snapshot(job_id, replies[n * READS_PER_JOB : (n + 1) * READS_PER_JOB])
+            if snapshot is None:
+                gone.append(job_id)
+            elif status is None or snapshot.view.status is status:
+                views.append(snapshot.view)
+                if len(views) == limit:
+                    break
+        if gone:  # expired jobs leave the index as they are met
+            await redis.zrem(index, *gone)
+    return views, encode_cursor(*after) if after else None

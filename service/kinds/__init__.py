@@ -1,0 +1,1 @@
+"""Job kinds: each one file, declared once."""

@@ -1,0 +1,7 @@
+"""The HTTP API: one router per noun, gathered here."""
+
+from fastapi import APIRouter
+
+from service.web.api import jobs, notifications, ops, reports, tasks
+
+routers: list[APIRouter] = [tasks.router, notifications.router, reports.router, jobs.router, ops.router]

@@ -1,0 +1,42 @@
+"""Operations: the health check that load balancers and the compose file poll, and Prometheus metrics."""
+
+import time
+
+from arq.constants import default_queue_name
+from fastapi import APIRouter, Response, status
+from redis.exceptions import RedisError
+
+from service.core import keys
+from service.core.workers import alive_since_ms
+from service.web.deps import ArqDep, MetricsDep
+from service.web.errors import RETRY_AFTER_S
+from service.web.metrics import render_metrics
+from service.web.schemas import HealthOut
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", responses={503: {"model": HealthOut}})
+async def read_health(arq: ArqDep, response: Response) -> HealthOut:
+    """`ok` with the number of live workers and of jobs due to run (deferred jobs, retries waiting out their backoff
+    and the cron jobs arq queues a moment early are not counted); 503 with the same shape while Redis is
+    unreachable."""
+    now = time.time()
+    try:
+        async with arq.pipeline(transaction=False) as pipe:
+            pipe.zcount(keys.WORKERS_ZSET, alive_since_ms(now), "+inf")
+            pipe.zcount(default_queue_name, "-inf", int(now * 1000))
+            workers, queued = await pipe.execute()
+    except (RedisError, OSError):
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return HealthOut(status="unavailable", redis="unavailable", workers=0, queued=0)
+    return HealthOut(status="ok", redis="ok", workers=workers, queued=queued)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def read_metrics(arq: ArqDep, metrics: MetricsDep) -> Response:
+    """Prometheus metrics, counted across every worker and web process (the counters live in Redis; each process
+    adds its own every few seconds, and this one adds its own first)."""
+    await metrics.flush(arq)
+    return Response(await render_metrics(arq), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,84 @@
+"""`/metrics` in Prometheus text format, from counters in Redis: every worker and web process adds to them."""
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+from arq.connections import ArqRedis
+from arq.constants import default_queue_name
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from service.core import keys
+from service.core.counters import DURATION_BUCKETS
+from service.core.workers import alive_workers
+
+# The outcomes a worker records, under the names Flower and Celery users look for (others keep their own name).
+OUTCOME_METRICS = {"success": "completed", "failure": "failed", "retry": "retried"}
+
+
+class _Snapshot(Collector):
+    """A collector over metric families already read from Redis (collect() itself cannot await)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def _counter(name: str, doc: str, counts: dict[str, float]) -> CounterMetricFamily:
+    family = CounterMetricFamily(f"arqjobs_jobs_{name}", doc, labels=["job"])
+    for job, value in sorted(counts.items()):
+        family.add_metric([job], value)
+    return family
+
+
+def _histogram(durations: dict[bytes, bytes]) -> HistogramMetricFamily:
+    per_job: dict[str, dict[str, float]] = defaultdict(dict)
+    for field, value in durations.items():
+        job, _, part = field.decode().rpartition("|")
+        per_job[job][part] = float(value)
+    family = HistogramMetricFamily("arqjobs_job_duration_seconds", "Job run time, per try", labels=["job"])
+    for job, parts in sorted(per_job.items()):
+        cumulative, buckets = 0.0, []
+        for le in [f"{b:g}" for b in DURATION_BUCKETS] + ["+Inf"]:
+            cumulative += parts.get(le, 0.0)
+            buckets.append((le, cumulative))
+        family.add_metric([job], buckets, parts.get("sum", 0.0))
+    return family
+
+
+async def render_metrics(redis: ArqRedis) -> bytes:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.METRICS_ENQUEUED)
+        pipe.hgetall(keys.METRICS_OUTCOMES)
+        pipe.hgetall(keys.METRICS_DURATIONS)
+        pipe.zcard(default_queue_name)
+        enqueued, outcomes, durations, depth = await pipe.execute()
+    workers = await alive_workers(redis, time.time())
+
+    by_outcome: dict[str, dict[str, float]] = {name: {} for name in [*OUTCOME_METRICS.values(), "aborted"]}
+    for field, value in outcomes.items():
+        job, _, outcome = field.decode().rpartition("|")
+        metric = OUTCOME_METRICS.get(outcome, outcome)
+        by_outcome.setdefault(metric, {})[job] = float(value)
+    families: list[Metric] = [
+        _counter("enqueued", "Jobs enqueued", {k.decode(): float(v) for k, v in enqueued.items()}),
+        _counter("completed", "Jobs that succeeded", by_outcome["completed"]),
+        _counter("failed", "Jobs that failed for good", by_outcome["failed"]),
+        _counter("retried", "Tries that failed and were scheduled again", by_outcome["retried"]),
+        _counter("aborted", "Jobs aborted through the API", by_outcome["aborted"]),
+        _histogram(durations),
+        GaugeMetricFamily("arqjobs_queue_depth", "Jobs waiting in the queue (queued or deferred)", value=depth),
+        GaugeMetricFamily("arqjobs_jobs_in_progress", "Jobs running now", value=sum(w["running"] for w in workers)),
+        GaugeMetricFamily("arqjobs_workers", "Live worker processes", value=len(workers)),
+    ]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families))
+    return generate_latest(registry)
+
+
+async def count_abort(redis: ArqRedis, job_name: str) -> None:
+    await redis.hincrby(keys.METRICS_OUTCOMES, f"{job_name}|aborted", 1)  # type: ignore[misc]  # async client
