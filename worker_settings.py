@@ -1,27 +1,29 @@
-"""The arq worker: `arq worker_settings.WorkerSettings`. Declarative; the jobs live in `service.engine`."""
+"""The arq worker: `arq worker_settings.WorkerSettings`. Declarative: the jobs are the declared kinds
+(`service.kinds`), the engine is `service.engine.ServiceWorker`."""
+
+import arq.worker
 
 from service.core import serialization
 from service.core.connections import worker_redis_settings
-from service.engine import CRON_JOBS, FUNCTIONS, MAX_JOBS, POLL_DELAY_S, after_job_end, shutdown, startup
-from service.engine.dequeue import install_batch_claims
-from service.engine.wakeup import install_wakeup_poll, use_uvloop
+from service.engine import MAX_JOBS, POLL_DELAY_S, ServiceWorker, cron_jobs, functions, use_uvloop
+from service.kinds import load_kinds
 from service.logs import configure_logging, quiet_arq_job_lines
 from service.settings import get_settings
 
+# arq's CLI builds `arq.worker.Worker` by name; this one line makes it build the service's subclass.
+arq.worker.Worker = ServiceWorker  # type: ignore[misc]
+
 configure_logging()
 quiet_arq_job_lines()
-install_wakeup_poll()
-install_batch_claims()
 use_uvloop()
 _settings = get_settings()
+_kinds = load_kinds(_settings.job_kinds)
 
 
 class WorkerSettings:
-    functions = FUNCTIONS
-    cron_jobs = CRON_JOBS
-    on_startup = startup
-    on_shutdown = shutdown
-    after_job_end = after_job_end
+    functions = functions(_kinds)
+    cron_jobs = cron_jobs(_kinds)
+    settings = _settings
     redis_settings = worker_redis_settings(_settings)
     job_serializer = serialization.job_serializer
     job_deserializer = serialization.job_deserializer
@@ -31,8 +33,6 @@ class WorkerSettings:
     job_timeout = 300
     max_tries = 5
     keep_result = _settings.result_ttl
-    # Aborts reach running jobs through pub/sub (service.engine.aborts) instead of arq's check on every loop.
-    allow_abort_jobs = False
     # arq's default, 0, cancels running jobs on SIGTERM; this lets them finish first (a deploy loses no work).
     job_completion_wait = _settings.shutdown_grace_s
     # arq's default of 3600 s keeps `arq --check` passing for an hour after the last worker died.

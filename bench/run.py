@@ -208,7 +208,7 @@ async def timed_drain(b: Bench, redis: ArqRedis, stack: str, n: int, task_type: 
     else:
         for _ in range(n):
             if stack == "ours":
-                await enqueue(redis, "run_sleep_task", {"task_type": task_type}, record_ttl_s=600)
+                await enqueue(redis, "run_sleep_task", {"type": task_type}, record_ttl_s=600)
             else:
                 await redis.enqueue_job("sleep_probe", seconds=task_type * 10 * SCALE)
         queued = lambda: redis.zcard("arq:queue")  # arq takes a job off its queue when the job ends

@@ -6,8 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,15 @@ def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
+
+
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_separated)]
 
 
 class Settings(BaseSettings):
@@ -39,6 +48,8 @@ class Settings(BaseSettings):
     # On SIGTERM a worker takes no new jobs and gives running ones this long to finish; the rest are cancelled
     # and requeued. Keep it below the orchestrator's kill deadline (compose.yaml: stop_grace_period 60 s).
     shutdown_grace_s: Annotated[int, Field(ge=0)] = 50
+    # Modules of job kinds beyond the ones this service ships with (`service.kinds.KIND_MODULES`).
+    job_kinds: CommaList = []
 
     @model_validator(mode="after")
     def _warn_dev_secret(self) -> Self:

@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
-from arq.worker import Worker, create_worker
+from arq.worker import Worker, get_kwargs
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from service.core.connections import web_redis
 from service.dev.server import ValkeyServer, free_port
+from service.engine import ServiceWorker, functions
+from service.kinds import load_kinds
 from service.settings import Settings
 from service.web.app import create_app
 from worker_settings import WorkerSettings
@@ -123,10 +125,11 @@ async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callab
             "burst": True,
             "poll_delay": 0,
             "handle_signals": False,
-            "ctx": {"settings": settings},
+            "settings": settings,
+            "functions": functions(load_kinds(settings.job_kinds)),
             **kwargs,
         }
-        w = create_worker(WorkerSettings, **options)
+        w = ServiceWorker(**{**get_kwargs(WorkerSettings), **options})
         workers.append(w)
         run_main = w.main
 

@@ -7,6 +7,7 @@ from uuid import uuid4
 
 from arq.connections import ArqRedis
 from arq.constants import (
+    abort_jobs_ss,
     default_queue_name,
     expires_extra_ms,
     in_progress_key_prefix,
@@ -18,7 +19,8 @@ from arq.jobs import serialize_job, serialize_result
 from arq.utils import timestamp_ms
 
 from service.core import keys
-from service.core.exceptions import QuotaExceeded
+from service.core.exceptions import IdempotencyKeyReused, QuotaExceeded
+from service.core.record import LUA_ANNOUNCE, Field, lua
 from service.core.serialization import job_serializer
 
 # A queued job that no worker starts within a day expires, as arq's own default; its record goes with it.
@@ -29,16 +31,22 @@ RECORD_MARGIN_S = 600
 IDEMPOTENCY_TTL_S = 24 * 3600
 
 # One round trip, atomic, so that concurrent requests can neither both pass the quota nor both create a job for
-# one idempotency key. Returns {1, id} when queued, {0, first id} for an idempotent repeat, {2, ''} over quota.
+# one idempotency key. Returns {1, id} when queued, {0, first id} for an idempotent repeat, {2, ''} over quota,
+# {3, ''} for an idempotency key first used by a different request.
 # KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key.
 # ARGV: id, payload, now ms, job ttl ms, record ttl ms, idempotency ttl s, wake-up channel, use idempotency (0/1),
 #       quota (0 = none), job key prefix, owner (or ''), index score (now in µs: jobs queued within the same
-#       millisecond still list in order), then the record's field/value pairs.
+#       millisecond still list in order), the request's fingerprint, then the record's field/value pairs.
 ENQUEUE_SCRIPT = """
 local id, now, job_ttl, record_ttl = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if ARGV[8] == '1' then
+  -- The key's value is '<fingerprint>:<id>': a repeat must be the same request, not merely the same key.
   local first = redis.call('GET', KEYS[7])
-  if first then return {0, first} end
+  if first then
+    local fingerprint, first_id = string.match(first, '^([^:]*):(.*)$')
+    if fingerprint == ARGV[13] then return {0, first_id} end
+    return {3, ''}
+  end
 end
 local quota = tonumber(ARGV[9])
 if quota > 0 then
@@ -52,10 +60,10 @@ if quota > 0 then
   redis.call('ZADD', KEYS[6], now, id)
   redis.call('PEXPIRE', KEYS[6], job_ttl)
 end
-if ARGV[8] == '1' then redis.call('SET', KEYS[7], id, 'EX', ARGV[6]) end
+if ARGV[8] == '1' then redis.call('SET', KEYS[7], ARGV[13] .. ':' .. id, 'EX', ARGV[6]) end
 redis.call('PSETEX', KEYS[1], job_ttl, ARGV[2])
 redis.call('ZADD', KEYS[2], now, id)
-redis.call('HSET', KEYS[3], unpack(ARGV, 13))
+redis.call('HSET', KEYS[3], unpack(ARGV, 14))
 redis.call('PEXPIRE', KEYS[3], record_ttl)
 -- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs index
 -- (every anonymous enqueue would pay for it) by the worker's cron job.
@@ -71,14 +79,18 @@ return {1, id}
 
 # Abort one job atomically. A queued or deferred job is taken off the queue and given its REVOKED result here, so
 # it never runs even with no worker up. A claimed (running) job is flagged in its record (a worker starting it
-# checks the flag: that covers a job claimed but not yet started, and one whose worker died) and named on the
-# abort channel, on which every worker listens.
-# KEYS: job, in-progress, queue, result, retry counter, record, events channel.
+# checks the flag: that covers a job claimed but not yet started, and one whose worker died), named on the abort
+# channel, on which every worker of this service listens, and added to arq's own abort set, which a plain arq
+# worker with `allow_abort_jobs` reads (arq removes the entry when the job ends).
+# KEYS: job, in-progress, queue, result, retry counter, record, events channel, arq's abort set.
 # ARGV: id, result payload, result ttl ms, now ms, abort channel.
-ABORT_SCRIPT = """
+ABORT_SCRIPT = lua(
+    """
+local events_key = KEYS[7]
 if redis.call('EXISTS', KEYS[4]) == 1 then return 'terminal' end
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HSET', KEYS[6], 'abort_requested', ARGV[4])
+  redis.call('HSET', KEYS[6], '$abort_requested', ARGV[4])
+  redis.call('ZADD', KEYS[8], ARGV[4], ARGV[1])
   redis.call('PUBLISH', ARGV[5], ARGV[1])
   return 'running'
 end
@@ -88,9 +100,10 @@ redis.call('PSETEX', KEYS[2], 1000, 'aborted')
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[1], KEYS[5])
 redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
-redis.call('PUBLISH', KEYS[7], '')
+$announce
 return 'revoked'
-"""
+""".replace("$announce", LUA_ANNOUNCE)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +120,7 @@ async def enqueue(
     record_ttl_s: int,
     owner: str | None = None,
     idempotency_key: str | None = None,
+    fingerprint: str = "",
     max_active: int = 0,
 ) -> Enqueued:
     """Queue `function_name(**kwargs)` for arq's workers; raise `QuotaExceeded` if `owner` has `max_active` jobs.
@@ -118,9 +132,9 @@ async def enqueue(
     job_id = uuid4().hex
     now_ms = timestamp_ms()
     payload = serialize_job(function_name, (), kwargs, None, now_ms, serializer=job_serializer)
-    record: list[str | int | bytes] = ["name", function_name, "enqueued_at", now_ms]
+    record: list[str | int | bytes] = [Field.NAME, function_name, Field.ENQUEUED_AT, now_ms]
     if owner is not None:
-        record += ["owner", owner]
+        record += [Field.OWNER, owner]
     scope = owner or "~"
     script_keys = [
         job_key_prefix + job_id,
@@ -144,11 +158,17 @@ async def enqueue(
         job_key_prefix,
         owner or "",
         time.time_ns() // 1000,
+        fingerprint,
     ]
     script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
     outcome, found = await script(keys=script_keys, args=[*args, *record])
     if outcome == 2:
         raise QuotaExceeded(f"at most {max_active} jobs may be pending or running per user")
+    if outcome == 3:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was first used for a different request (method, path, query or body); "
+            "use a new key for a new request"
+        )
     return Enqueued(job_id=found.decode(), created=outcome == 1)
 
 
@@ -171,6 +191,7 @@ async def abort(
         retry_key_prefix + job_id,
         keys.job_record(job_id),
         keys.job_events(job_id),
+        abort_jobs_ss,
     ]
     args: list[str | int | bytes] = [job_id, result or b"", result_ttl_s * 1000, now_ms, keys.ABORT_CHANNEL]
     outcome: bytes = await redis.register_script(ABORT_SCRIPT)(keys=script_keys, args=args)

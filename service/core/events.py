@@ -1,15 +1,22 @@
-"""A job's changes as a stream of views, pushed by the workers through Redis pub/sub (no polling)."""
+"""A job's changes: announced on its pub/sub channel (`announce`, the one place Python says "the job changed"; the
+Lua scripts use `record.LUA_ANNOUNCE`), and followed as a stream of views (no polling)."""
 
 from collections.abc import AsyncIterator
 
 from arq.connections import ArqRedis
-from redis.asyncio.client import PubSub
+from redis.asyncio.client import Pipeline, PubSub
 
 from service.core import keys
 from service.core.exceptions import JobNotFound
 from service.core.reads import read_job
 from service.core.status import TERMINAL_STATUSES
-from service.web.schemas import JobView
+from service.core.views import JobView
+
+
+def announce(pipe: Pipeline, job_id: str) -> None:
+    """Queue the "job changed" message on `pipe`: stream subscribers read the job again."""
+    pipe.publish(keys.job_events(job_id), b"")
+
 
 # arq fails a job without calling any hook in a few cases (its definition expired or unreadable, its function
 # unknown, its tries used up by worker crashes). After this long without a message the view is read again, so

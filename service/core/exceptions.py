@@ -28,3 +28,7 @@ class QuotaExceeded(Exception):
 
 class BadCursor(ValueError):
     """A listing cursor that this service did not hand out."""
+
+
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key sent again with a different request than the one that first used it."""

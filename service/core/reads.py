@@ -21,8 +21,9 @@ from service.auth import User
 from service.core import keys
 from service.core.exceptions import BadCursor, JobNotFound, NotOwner
 from service.core.serialization import job_deserializer
+from service.core.record import Field
 from service.core.status import ArqState, Status, contract_status
-from service.web.schemas import ErrorOut, JobView, ProgressOut
+from service.core.views import ErrorOut, JobView, ProgressOut
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
         enqueued_at=_ms_to_datetime(source.get("et") or record.get(b"enqueued_at")),
         started_at=_ms_to_datetime(result.get("st") or record.get(b"started_at")),
         finished_at=_ms_to_datetime(result.get("ft")),
-        attempt=int(result.get("t") or tries or 0),
+        attempt=int(result.get("t") or record.get(Field.ATTEMPT.encode()) or tries or 0),
         progress=_progress(record),
         result=result.get("r") if success else None,
         error=error or (_last_error(record) if status is Status.RETRY else None),

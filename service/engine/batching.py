@@ -14,8 +14,6 @@ from typing import Any, Generic, TypeVar
 from arq.connections import ArqRedis
 from redis.asyncio.client import Pipeline
 
-from service.kinds.context import job_redis
-
 Commands = Callable[[Pipeline], Any]
 T = TypeVar("T")
 
@@ -84,11 +82,3 @@ class CommandBatcher(TurnBatcher[tuple[Commands, "asyncio.Future[list[Any]]"]]):
                 future.set_exception(error)
             else:
                 future.set_result(mine)
-
-
-def batcher(ctx: dict[str, Any]) -> CommandBatcher:
-    """This worker process's batcher, shared by all its jobs' ctx copies (made at startup)."""
-    found: CommandBatcher | None = ctx.get("batcher")
-    if found is None:
-        found = ctx["batcher"] = CommandBatcher(job_redis(ctx))
-    return found

@@ -1,80 +1,86 @@
-"""What every job gets around its own code: start recorded and announced, retries with backoff, one log line at
-its start and one at its end."""
+"""What every job of a declared kind gets around its own code, on any arq worker.
+
+The arq function made from a kind (`arq_function`) validates the job's arguments against the kind's model, builds
+the job's `JobContext`, records and announces the start (unless this service's worker did so as it claimed the
+job), turns `TransientFailure` into arq's `Retry` with the kind's back-off, and logs one line at the end.
+
+It is correct under a plain `arq.worker.Worker` too, without this service's worker (`ServiceWorker`): it then finds
+no engine in arq's ctx, records the start itself, leaves arq's claim as arq set it, and counts no metrics. Such a
+worker is slower (a poll every `poll_delay`, arq's claims and aborts), never wrong.
+"""
 
 import asyncio
-import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arq import Retry
-from arq.constants import in_progress_key_prefix
-from arq.typing import WorkerCoroutine
+from arq.connections import ArqRedis
+from arq.cron import CronJob, cron
 from arq.utils import timestamp_ms
 from arq.worker import Function, func
+from pydantic import BaseModel, ValidationError
 from redis.asyncio.client import Pipeline
 
-from service.core import keys
-from service.core.counters import metrics_buffer, process_stats
+from service.core import events, keys
 from service.core.enqueue import RECORD_MARGIN_S
 from service.core.failures import JobAborted, PermanentFailure, TransientFailure, public_error
-from service.engine import aborts, dequeue
-from service.engine.batching import batcher
-from service.engine.claims import CLAIM_TTL_S, ClaimKeeper
-from service.kinds.context import job_redis, job_settings
+from service.core.record import Field
+from service.kinds import JobContext, Kind, Kinds
+from service.kinds.declare import Backoff
+from service.kinds.schedule import parse_cron
+from service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from service.engine.worker import ServiceWorker
 
 logger = logging.getLogger(__name__)
 
-JobCoroutine = Callable[..., Awaitable[Any]]
-DEFAULT_MAX_TRIES = 5
-BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 60.0
+# The key of arq's ctx under which `ServiceWorker` puts itself: the one thing the wrapper reads from ctx besides
+# arq's own job_id and job_try.
+ENGINE = "fastapi_arq_jobs.engine"
 
 
-def backoff_s(job_try: int, scale: float = 1.0) -> float:
-    """Exponential backoff with "equal jitter": half the step is fixed, half random, so retries spread out."""
-    step = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** (job_try - 1))
+def backoff_s(backoff: Backoff, job_try: int, scale: float = 1.0) -> float:
+    """Exponential back-off with "equal jitter": half the step is fixed, half random, so retries spread out."""
+    step = min(backoff.cap_s, backoff.base_s * 2.0 ** (job_try - 1))
     return (step / 2 + random.uniform(0, step / 2)) * scale
 
 
-async def _record_start(ctx: dict[str, Any]) -> bool:
-    """Record and announce the start; True if the job was aborted before it could start."""
-    job_id = ctx["job_id"]
+async def _record_start(
+    job_id: str, attempt: int, redis: ArqRedis, engine: "ServiceWorker | None", settings: Settings
+) -> tuple[bool, str | None]:
+    """Record and announce the start of a job the take script did not start; returns (abort requested, owner)."""
     record_key = keys.job_record(job_id)
-    started = {"started_at": timestamp_ms(), "attempt": ctx["job_try"], "worker": ctx.get("worker_id", "")}
+    started = {
+        Field.STARTED_AT: timestamp_ms(),
+        Field.ATTEMPT: attempt,
+        Field.WORKER: engine.worker_id if engine else "",
+    }
 
     def commands(pipe: Pipeline) -> None:
-        # arq claimed the job for its largest timeout + 10 s; shorten that, the claim keeper renews it.
-        pipe.pexpire(in_progress_key_prefix + job_id, CLAIM_TTL_S * 1000)
-        pipe.hmget(record_key, ["enqueued_at", "abort_requested"])
+        pipe.hmget(record_key, [Field.ENQUEUED_AT, Field.ABORT_REQUESTED, Field.OWNER])
         pipe.hset(record_key, mapping=started)
-        pipe.publish(keys.job_events(job_id), b"")
+        events.announce(pipe, job_id)
 
-    _, (enqueued_at, abort_requested), _, _ = await batcher(ctx).send(commands)
+    if engine is not None:
+        (enqueued_at, abort_requested, owner), _, _ = await engine.batcher.send(commands)
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            commands(pipe)
+            (enqueued_at, abort_requested, owner), _, _ = await pipe.execute()
     if enqueued_at is None:
-        # Queued by another client (arq's own enqueue_job, say): the record was created just now, without the
-        # lifetime service.core.enqueue.enqueue gives it.
-        await job_redis(ctx).expire(record_key, job_settings(ctx).result_ttl + RECORD_MARGIN_S)
-    return abort_requested is not None
+        # Queued by another client (arq's own enqueue_job, a cron job): the record was created just now, without
+        # the lifetime the enqueue script gives it.
+        await redis.expire(record_key, settings.result_ttl + RECORD_MARGIN_S)
+    return abort_requested is not None, owner.decode() if owner else None
 
 
-async def _start(ctx: dict[str, Any]) -> bool:
-    """Track the job for aborts, and record its start unless the worker did as it claimed it (`dequeue`); True if
-    the job was aborted before it could start."""
-    job_id = ctx["job_id"]
-    aborted = aborts.track(job_id)  # from now on an abort cancels this task
-    start = dequeue.started(job_id)
-    if start is not None and start.recorded:
-        return aborted or start.abort_requested
-    return await _record_start(ctx) or aborted
-
-
-async def _record_retry(ctx: dict[str, Any], error: BaseException) -> None:
+async def _record_retry(redis: ArqRedis, job_id: str, error: BaseException) -> None:
     error_info = public_error(error)
-    record = {"error_type": error_info["type"], "error_message": error_info["message"]}
-    await job_redis(ctx).hset(keys.job_record(ctx["job_id"]), mapping=record)  # type: ignore[misc]  # async client
+    record = {Field.ERROR_TYPE: error_info["type"], Field.ERROR_MESSAGE: error_info["message"]}
+    await redis.hset(keys.job_record(job_id), mapping=record)  # type: ignore[misc]  # async client
 
 
 def _outcome(exc: BaseException | None) -> str:
@@ -87,91 +93,110 @@ def _outcome(exc: BaseException | None) -> str:
     return "failure"
 
 
-async def _translate(ctx: dict[str, Any], exc: BaseException, max_tries: int) -> BaseException:
-    """What a job's exception becomes for arq: a `TransientFailure` arq's `Retry` with backoff (or a
-    `PermanentFailure` on the last try), the cancellation of an aborted job a `JobAborted` failure (which arq
-    records as the result; a cancellation it would run again); anything else stays as it is."""
-    if isinstance(exc, TransientFailure):
-        job_try = ctx["job_try"]
-        if job_try >= max_tries:
-            return PermanentFailure(f"gave up after {job_try} tries: {exc}")
-        await _record_retry(ctx, exc)
-        return Retry(defer=backoff_s(job_try, job_settings(ctx).sleep_scale))
-    if isinstance(exc, asyncio.CancelledError) and aborts.was_aborted(ctx["job_id"]):
-        return JobAborted("the job was aborted while it ran")
-    return exc  # a cancellation by a worker shutting down included: arq puts the job back in the queue
+def _arguments(kind: Kind[Any, Any], kwargs: dict[str, Any]) -> BaseModel:
+    try:
+        args: BaseModel = kind.args.model_validate(kwargs)
+        return args
+    except ValidationError as e:
+        # Only the locations: the messages can quote the input, which a client's error must not show.
+        where = ", ".join(".".join(str(p) for p in error["loc"]) or "(arguments)" for error in e.errors())
+        raise PermanentFailure(f"the job's arguments do not fit {kind.name}: {where}") from None
 
 
-def instrumented(
-    coroutine: JobCoroutine, *, record: bool = True, max_tries: int = DEFAULT_MAX_TRIES
-) -> WorkerCoroutine:
-    """Wrap `coroutine` with the bookkeeping every job needs: its start recorded and announced and its abort
-    honoured (unless `record` is False, as for cron jobs, which have no record); failures translated for arq
-    (`_translate`); its outcome counted; one log line at the start and one at the end."""
-    name = coroutine.__name__
+def _plain(result: Any) -> Any:
+    return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
-    @functools.wraps(coroutine)
-    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        job_id = ctx["job_id"]
-        claims: ClaimKeeper | None = ctx.get("claims") if record else None
-        stats = process_stats(ctx)
-        stats["running"] += 1
-        fields = {"job_id": job_id, "job_name": name, "job_try": ctx["job_try"]}
-        logger.debug("job started", extra=fields)  # arq logs each start too; "job ended" has the duration
+
+class _Run:
+    """One try of one job: the steps around the kind's coroutine."""
+
+    def __init__(self, kind: Kind[Any, Any], ctx: dict[str, Any]) -> None:
+        self.kind = kind
+        self.engine: ServiceWorker | None = ctx.get(ENGINE)
+        self.settings = self.engine.settings if self.engine else get_settings()
+        self.redis = ctx["redis"]
+        self.job_id: str = ctx["job_id"]
+        self.attempt: int = ctx["job_try"]
+
+    async def start(self) -> JobContext:
+        """Record the start (unless the take script did) and build the job's context; raise `JobAborted` if an
+        abort came first."""
+        claimed = self.engine.claimed(self.job_id) if self.engine else None
+        if claimed is not None and claimed.recorded:
+            aborted, owner = claimed.abort_requested, claimed.owner
+        else:
+            aborted, owner = await _record_start(self.job_id, self.attempt, self.redis, self.engine, self.settings)
+        if self.engine is not None and self.engine.aborts.pending(self.job_id):
+            aborted = True
+        if aborted:
+            raise JobAborted("the job was aborted before it started")
+        return JobContext(self.job_id, self.attempt, self.settings, self.redis, owner=owner, name=self.kind.name)
+
+    async def translate(self, exc: BaseException) -> BaseException:
+        """What a job's exception becomes for arq: a `TransientFailure` arq's `Retry` with back-off (or a
+        `PermanentFailure` on the last try); anything else stays as it is (arq records an abort's cancellation
+        as aborted, and puts the job of a worker shutting down back in the queue)."""
+        if not isinstance(exc, TransientFailure):
+            return exc
+        if self.attempt >= self.kind.max_tries:
+            return PermanentFailure(f"gave up after {self.attempt} tries: {exc}")
+        await _record_retry(self.redis, self.job_id, exc)
+        return Retry(defer=backoff_s(self.kind.backoff, self.attempt, self.settings.sleep_scale))
+
+    def finish(self, error: BaseException | None, duration_s: float) -> None:
+        outcome = _outcome(error)
+        if self.engine is not None:
+            self.engine.count(self.kind.name, outcome, duration_s)
+        level = logging.WARNING if outcome == "failure" else logging.INFO
+        fields = {"job_id": self.job_id, "job_name": self.kind.name, "job_try": self.attempt}
+        extra = {
+            **fields,
+            "duration_s": duration_s,
+            "outcome": outcome,
+            "error": type(error).__name__ if error else None,
+        }
+        logger.log(level, "job ended", extra=extra)
+
+
+def _wrap(kind: Kind[Any, Any]) -> Any:
+    async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
+        job_run = _Run(kind, ctx)
+        if job_run.engine is not None:
+            job_run.engine.stats["running"] += 1
         started = time.perf_counter()
         error: BaseException | None = None
         try:
-            # Held inside the try, so the finally always releases it: a claim left in the keeper would be renewed
-            # for ever, even once another worker has taken the job over.
-            if claims is not None:
-                claims.hold(job_id)
-            if record and await _start(ctx):
-                raise JobAborted("the job was aborted before it started")
-            return await coroutine(ctx, *args, **kwargs)
+            job = await job_run.start()
+            return _plain(await kind.run(job, _arguments(kind, kwargs)))
         except BaseException as e:
-            error = await _translate(ctx, e, max_tries)
+            error = await job_run.translate(e)
             if error is e:
                 raise
-            raise error from (None if isinstance(error, JobAborted) else e)
+            raise error from e
         finally:
-            if record:
-                aborts.untrack(job_id)
-            if claims is not None:
-                claims.release(job_id)
-            duration = round(time.perf_counter() - started, 6)
-            outcome = _outcome(error)
-            stats["running"] -= 1
-            stats["done"] += 1
-            if record:
-                metrics_buffer(ctx).add(name, outcome, duration)
-            level = logging.WARNING if outcome == "failure" else logging.INFO
-            error_name = type(error).__name__ if error else None
-            logger.log(
-                level, "job ended", extra={**fields, "duration_s": duration, "outcome": outcome, "error": error_name}
-            )
+            if job_run.engine is not None:
+                job_run.engine.stats["running"] -= 1
+                job_run.engine.stats["done"] += 1
+            job_run.finish(error, round(time.perf_counter() - started, 6))
 
+    run.__name__ = run.__qualname__ = kind.name
     return run
 
 
-def job_function(
-    coroutine: JobCoroutine, *, max_tries: int = DEFAULT_MAX_TRIES, timeout_s: float | None = None
-) -> Function:
-    """Register `coroutine` with arq under its own name (the wire format of its jobs), instrumented."""
-    return func(
-        instrumented(coroutine, max_tries=max_tries), name=coroutine.__name__, max_tries=max_tries, timeout=timeout_s
-    )
+def arq_function(kind: Kind[Any, Any]) -> Function:
+    """The arq function of `kind`: registered under the kind's name (the wire format of its jobs)."""
+    return func(_wrap(kind), name=kind.name, max_tries=kind.max_tries, timeout=kind.timeout_s)
 
 
-async def announce_end(ctx: dict[str, Any]) -> None:
-    """arq's `after_job_end` hook (after the result or the retry is written): tell stream subscribers.
-
-    Not awaited: the job's slot is free without waiting for the reply (the batch goes out next loop turn, and the
-    worker's shutdown drains the batcher). A lost announcement delays a stream by its re-read, nothing more.
-    """
-    channel = keys.job_events(ctx["job_id"])
-    batcher(ctx).send(lambda pipe: pipe.publish(channel, b"")).add_done_callback(_log_lost_announcement)
+def functions(kinds: Kinds) -> list[Function]:
+    """The arq functions of the kinds that are enqueued (a scheduled kind is arq's cron job instead)."""
+    return [arq_function(kind) for kind in kinds.values() if kind.schedule is None]
 
 
-def _log_lost_announcement(future: "asyncio.Future[list[Any]]") -> None:
-    if not future.cancelled() and (error := future.exception()) is not None:
-        logger.warning("could not announce a job's end: %r", error)
+def scheduled(kinds: Kinds) -> list[CronJob]:
+    """arq cron jobs for the kinds with a `schedule`: `unique`, so one worker of many runs each tick."""
+    return [
+        cron(_wrap(kind), name=kind.name, unique=True, timeout=kind.timeout_s, **parse_cron(kind.schedule))
+        for kind in kinds.values()
+        if kind.schedule is not None
+    ]

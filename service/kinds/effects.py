@@ -3,10 +3,12 @@
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from service.core import keys
-from service.kinds.context import job_redis, job_settings
+
+if TYPE_CHECKING:
+    from service.kinds.context import JobContext
 
 # Markers outlive the job's result by a day, so a late re-run still finds them.
 MARKER_EXTRA_TTL_S = 24 * 3600
@@ -29,18 +31,17 @@ def _append(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-async def append_once(ctx: dict[str, Any], path: Path, text: str, effect: str) -> bool:
+async def append_once(job: "JobContext", path: Path, text: str, effect: str) -> bool:
     """Append `text` (which must contain `[<job id>]`) to `path` unless this job already did; True if written.
 
     The marker in Redis is set after the write, so a crash between the two leaves the line without its marker.
-    Only a re-run (job_try > 1) can meet that state, and only then is the file searched for the job's id.
+    Only a re-run (attempt > 1) can meet that state, and only then is the file searched for the job's id.
     """
-    redis, job_id = job_redis(ctx), ctx["job_id"]
-    marker = keys.effect_done(job_id, effect)
-    if await redis.exists(marker):
+    marker = keys.effect_done(job.id, effect)
+    if await job.redis.exists(marker):
         return False
-    already = ctx["job_try"] > 1 and await asyncio.to_thread(_contains, path, f"[{job_id}]".encode())
+    already = job.attempt > 1 and await asyncio.to_thread(_contains, path, f"[{job.id}]".encode())
     if not already:
         await asyncio.to_thread(_append, path, text)
-    await redis.set(marker, b"1", ex=job_settings(ctx).result_ttl + MARKER_EXTRA_TTL_S)
+    await job.redis.set(marker, b"1", ex=job.settings.result_ttl + MARKER_EXTRA_TTL_S)
     return not already

@@ -1,11 +1,13 @@
 """The simulated e-mail: wait, then append the notification to DATA_DIR/notifications.log, once per job."""
 
 from datetime import UTC, datetime
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from service.core.failures import PermanentFailure, TransientFailure
-from service.kinds.context import job_settings, scaled_sleep
-from service.kinds.effects import append_once
+from service.kinds.context import JobContext
+from service.kinds.declare import job_kind
+from service.kinds.fields import SafeText
 
 NOTIFICATION_SECONDS = 5
 DEFAULT_MESSAGE = "some notification"
@@ -15,15 +17,22 @@ DEFAULT_MESSAGE = "some notification"
 BOUNCE_MAILBOX = "bounce"
 FLAKY_MAILBOX = "flaky"
 FLAKY_FAILURES = 2
-NOTIFICATION_MAX_TRIES = 5
 
 
-def deliver(email: str, job_try: int) -> None:
+class NotificationArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    message: SafeText = Field(default=DEFAULT_MESSAGE, description="at most 1000 printable characters")
+    query: SafeText | None = Field(default=None, description="logged as `found query: <query>`")
+
+
+def deliver(email: str, attempt: int) -> None:
     """Raise what the simulated mail server answers for `email` on this try."""
     mailbox = email.partition("@")[0].lower()
     if mailbox == BOUNCE_MAILBOX:
         raise PermanentFailure("550 mailbox unavailable: the address does not exist")
-    if mailbox == FLAKY_MAILBOX and job_try <= FLAKY_FAILURES:
+    if mailbox == FLAKY_MAILBOX and attempt <= FLAKY_FAILURES:
         raise TransientFailure("451 mailbox busy, try again later")
 
 
@@ -34,10 +43,16 @@ def notification_lines(email: str, message: str, query: str | None, job_id: str,
     return text
 
 
-async def send_notification(ctx: dict[str, Any], email: str, message: str, query: str | None = None) -> bool:
-    """'Send' an e-mail: takes 5 s (times SLEEP_SCALE), then logs it. Returns True once delivered."""
-    await scaled_sleep(ctx, NOTIFICATION_SECONDS)
-    deliver(email, ctx["job_try"])
-    text = notification_lines(email, message, query, ctx["job_id"], datetime.now(UTC))
-    await append_once(ctx, job_settings(ctx).notifications_log, text, "notification")
+@job_kind(
+    args=NotificationArgs,
+    result=bool,
+    title="Notification",
+    description="'Send' an e-mail: after 5 s, one line in notifications.log, exactly once",
+    max_tries=5,
+)
+async def send_notification(job: JobContext, args: NotificationArgs) -> bool:
+    await job.sleep(NOTIFICATION_SECONDS)
+    deliver(args.email, job.attempt)
+    text = notification_lines(args.email, args.message, args.query, job.id, datetime.now(UTC))
+    await job.append_once(job.settings.notifications_log, text, "notification")
     return True

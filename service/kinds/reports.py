@@ -6,12 +6,15 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated
 
+from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from service.core import keys
-from service.kinds.context import job_redis, job_settings, scaled_sleep
+from service.core.failures import PermanentFailure
+from service.kinds.context import JobContext
+from service.kinds.declare import job_kind
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -54,33 +57,45 @@ def _publish_file(f: IO[str], tmp: Path, final: Path) -> int:
     return final.stat().st_size
 
 
-async def set_progress(ctx: dict[str, Any], current: int, total: int) -> None:
-    async with job_redis(ctx).pipeline(transaction=True) as pipe:
-        pipe.hset(keys.job_record(ctx["job_id"]), mapping={"progress_current": current, "progress_total": total})
-        pipe.publish(keys.job_events(ctx["job_id"]), b"")
-        await pipe.execute()
+class ReportArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rows: Annotated[StrictInt, Field(ge=1, le=1_000_000, description="data rows in the CSV")] = 1000
 
 
-async def generate_report(ctx: dict[str, Any], owner: str, rows: int) -> dict[str, int]:
-    """Write `rows` CSV rows for `owner` over about 20 s (times SLEEP_SCALE), reporting progress each step."""
-    settings, job_id = job_settings(ctx), ctx["job_id"]
-    final = report_path(settings, owner, job_id)
-    tmp = final.with_name(f".{job_id}.{ctx['job_try']}.tmp")
+class ReportResult(BaseModel):
+    rows: int
+    bytes: int
+
+
+@job_kind(
+    args=ReportArgs,
+    result=ReportResult,
+    title="Report",
+    description="Write a CSV report of `rows` rows for its owner over about 20 s, with progress",
+    owner_required=True,
+)
+async def generate_report(job: JobContext, args: ReportArgs) -> ReportResult:
+    if job.owner is None:
+        raise PermanentFailure("a report needs an owner: enqueue it with a bearer token")
+    owner, rows = job.owner, args.rows
+    final = report_path(job.settings, owner, job.id)
+    tmp = final.with_name(f".{job.id}.{job.attempt}.tmp")
     await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
     f = await asyncio.to_thread(tmp.open, "w", newline="", encoding="utf-8")
     try:
         steps = min(PROGRESS_STEPS, rows)
-        await set_progress(ctx, 0, rows)
+        await job.progress(0, rows)
         for step in range(steps):
             start, stop = rows * step // steps, rows * (step + 1) // steps
             await asyncio.to_thread(_write_rows, f, owner, start, stop)
-            await set_progress(ctx, stop, rows)
-            await scaled_sleep(ctx, REPORT_SECONDS / steps)
+            await job.progress(stop, rows)
+            await job.sleep(REPORT_SECONDS / steps)
         size = await asyncio.to_thread(_publish_file, f, tmp, final)
     finally:
         f.close()
         await asyncio.to_thread(tmp.unlink, missing_ok=True)
-    return {"rows": rows, "bytes": size}
+    return ReportResult(rows=rows, bytes=size)
 
 
 def _report_files(reports_dir: Path) -> list[tuple[str, Path]]:
@@ -94,9 +109,9 @@ def _report_files(reports_dir: Path) -> list[tuple[str, Path]]:
     return found
 
 
-async def remove_expired_reports(ctx: dict[str, Any]) -> int:
-    """Cron: delete report files whose job is gone (result expired) and temporary files of dead tries."""
-    settings, redis = job_settings(ctx), job_redis(ctx)
+async def remove_expired_reports(redis: ArqRedis, settings: Settings) -> int:
+    """Delete report files whose job is gone (result expired) and temporary files of dead tries (a cron job of the
+    engine's housekeeping)."""
     files = await asyncio.to_thread(_report_files, settings.reports_dir)
     if not files:
         return 0

@@ -10,9 +10,11 @@ from fastapi import FastAPI
 
 from service.core.connections import web_redis
 from service.core.counters import MetricsBuffer
+from service.kinds import Kinds, load_kinds
 from service.settings import Settings, get_settings
 from service.web import pages
 from service.web.api import routers
+from service.web.api.kinds import kinds_router
 from service.web.errors import install_error_handlers
 from service.web.middleware import BodyLimit
 
@@ -23,6 +25,7 @@ class State(TypedDict):
     settings: Settings
     arq: ArqRedis
     metrics: MetricsBuffer
+    kinds: Kinds
 
 
 async def _cancel(task: "asyncio.Task[None]") -> None:
@@ -33,6 +36,7 @@ async def _cancel(task: "asyncio.Task[None]") -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts."""
     settings = settings or get_settings()
+    kinds = load_kinds(settings.job_kinds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
@@ -46,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             flusher = asyncio.create_task(metrics.flush_forever(arq), name="metrics-flush")
             stack.push_async_callback(metrics.flush, arq)
             stack.push_async_callback(_cancel, flusher)
-            yield {"settings": settings, "arq": arq, "metrics": metrics}
+            yield {"settings": settings, "arq": arq, "metrics": metrics, "kinds": kinds}
 
     app = FastAPI(
         title="fastapi-arq-jobs",
@@ -58,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body_size=MAX_BODY_BYTES)
-    for router in routers:
+    for router in [*routers, kinds_router(kinds)]:
         app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files, name="static")

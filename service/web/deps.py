@@ -11,6 +11,7 @@ from service.auth import InvalidToken, User, verify_token
 from service.core.counters import MetricsBuffer
 from service.core.exceptions import NotAuthenticated
 from service.core.reads import MAX_JOB_ID_LENGTH
+from service.kinds import Kinds
 from service.settings import Settings
 
 # Every dependency here is `async def` although none awaits: FastAPI runs a plain `def` dependency in its thread
@@ -33,7 +34,13 @@ async def get_metrics(request: Request) -> MetricsBuffer:
     return metrics
 
 
+async def get_kinds(request: Request) -> Kinds:
+    kinds: Kinds = request.state.kinds
+    return kinds
+
+
 ArqDep = Annotated[ArqRedis, Depends(get_arq)]
+KindsDep = Annotated[Kinds, Depends(get_kinds)]
 MetricsDep = Annotated[MetricsBuffer, Depends(get_metrics)]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_state)]
 

@@ -11,7 +11,15 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
-from service.core.exceptions import BadCursor, JobNotFound, JobStateConflict, NotAuthenticated, NotOwner, QuotaExceeded
+from service.core.exceptions import (
+    BadCursor,
+    IdempotencyKeyReused,
+    JobNotFound,
+    JobStateConflict,
+    NotAuthenticated,
+    NotOwner,
+    QuotaExceeded,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +83,11 @@ async def _on_bad_cursor(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+async def _on_idempotency_key_reused(_: Request, exc: Exception) -> JSONResponse:
+    # 422, as the IETF Idempotency-Key draft and Stripe answer a key reused with a different request.
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 async def _on_redis_error(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("redis unavailable during %s %s: %r", request.method, request.url.path, exc)
     return queue_unavailable()
@@ -102,6 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobStateConflict, _on_not_finished)
     app.add_exception_handler(QuotaExceeded, _on_quota)
     app.add_exception_handler(BadCursor, _on_bad_cursor)
+    app.add_exception_handler(IdempotencyKeyReused, _on_idempotency_key_reused)
     app.add_exception_handler(RedisError, _on_redis_error)
     # Starlette hands an exception raised while Redis hangs up mid-reply here too.
     app.add_exception_handler(ConnectionResetError, _on_redis_error)

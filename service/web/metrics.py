@@ -28,9 +28,10 @@ class _Snapshot(Collector):
         return self.families
 
 
-def _counter(name: str, doc: str, counts: dict[str, float]) -> CounterMetricFamily:
+def _counter(name: str, doc: str, counts: dict[str, float], kinds: Iterable[str]) -> CounterMetricFamily:
+    """One counter by job name; every declared kind has its series from the start (at 0), as Prometheus wants."""
     family = CounterMetricFamily(f"arqjobs_jobs_{name}", doc, labels=["job"])
-    for job, value in sorted(counts.items()):
+    for job, value in sorted({**dict.fromkeys(kinds, 0.0), **counts}.items()):
         family.add_metric([job], value)
     return family
 
@@ -50,14 +51,18 @@ def _histogram(durations: dict[bytes, bytes]) -> HistogramMetricFamily:
     return family
 
 
-async def render_metrics(redis: ArqRedis) -> bytes:
+async def render_metrics(redis: ArqRedis, kinds: Iterable[str]) -> bytes:
+    """The metrics; `kinds` are the declared kinds' names, each labelled from the start."""
+    now_ms = int(time.time() * 1000)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.METRICS_ENQUEUED)
         pipe.hgetall(keys.METRICS_OUTCOMES)
         pipe.hgetall(keys.METRICS_DURATIONS)
-        pipe.zcard(default_queue_name)
-        enqueued, outcomes, durations, depth = await pipe.execute()
+        pipe.zcount(default_queue_name, "-inf", now_ms)
+        pipe.zcount(default_queue_name, f"({now_ms}", "+inf")
+        enqueued, outcomes, durations, depth, scheduled = await pipe.execute()
     workers = await alive_workers(redis, time.time())
+    names = list(kinds)
 
     by_outcome: dict[str, dict[str, float]] = {name: {} for name in [*OUTCOME_METRICS.values(), "aborted"]}
     for field, value in outcomes.items():
@@ -65,13 +70,18 @@ async def render_metrics(redis: ArqRedis) -> bytes:
         metric = OUTCOME_METRICS.get(outcome, outcome)
         by_outcome.setdefault(metric, {})[job] = float(value)
     families: list[Metric] = [
-        _counter("enqueued", "Jobs enqueued", {k.decode(): float(v) for k, v in enqueued.items()}),
-        _counter("completed", "Jobs that succeeded", by_outcome["completed"]),
-        _counter("failed", "Jobs that failed for good", by_outcome["failed"]),
-        _counter("retried", "Tries that failed and were scheduled again", by_outcome["retried"]),
-        _counter("aborted", "Jobs aborted through the API", by_outcome["aborted"]),
+        _counter("enqueued", "Jobs enqueued", {k.decode(): float(v) for k, v in enqueued.items()}, names),
+        _counter("completed", "Jobs that succeeded", by_outcome["completed"], names),
+        _counter("failed", "Jobs that failed for good", by_outcome["failed"], names),
+        _counter("retried", "Tries that failed and were scheduled again", by_outcome["retried"], names),
+        _counter("aborted", "Jobs aborted through the API", by_outcome["aborted"], names),
         _histogram(durations),
-        GaugeMetricFamily("arqjobs_queue_depth", "Jobs waiting in the queue (queued or deferred)", value=depth),
+        GaugeMetricFamily("arqjobs_queue_depth", "Jobs due to run and waiting for a worker", value=depth),
+        GaugeMetricFamily(
+            "arqjobs_jobs_scheduled",
+            "Jobs in the queue not due yet (deferred, or a retry waiting out its back-off)",
+            value=scheduled,
+        ),
         GaugeMetricFamily("arqjobs_jobs_in_progress", "Jobs running now", value=sum(w["running"] for w in workers)),
         GaugeMetricFamily("arqjobs_workers", "Live worker processes", value=len(workers)),
     ]

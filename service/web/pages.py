@@ -12,9 +12,9 @@ from service.core import keys
 from service.core.exceptions import NotOwner
 from service.core.reads import list_jobs
 from service.core.status import Status
+from service.core.views import JobView
 from service.core.workers import WorkerInfo, alive_workers
 from service.web.deps import ArqDep, CurrentUser
-from service.web.schemas import JobView
 
 STATIC = Path(__file__).parent / "static"
 CHART_MINUTES = 60

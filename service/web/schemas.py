@@ -1,33 +1,14 @@
-"""Request bodies (`...In`) and response models (`...Out`, `...View`) of the HTTP API."""
+"""Request bodies (`...In`) and response models (`...Out`) of the HTTP API; the kinds' own argument models are the
+bodies of `POST /tasks` and `POST /reports` (`service.kinds`)."""
 
-import unicodedata
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.status import Status
-
-# Control characters, lone surrogates and line/paragraph separators would forge or break log lines.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-
-
-def _printable(text: str) -> str:
-    if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in text):
-        raise ValueError("must not contain control characters, line separators or lone surrogates")
-    return text
-
-
-SafeText = Annotated[str, Field(max_length=1000), AfterValidator(_printable)]
-
-
-class TaskIn(BaseModel):
-    """A generic task: it sleeps `type x 10 s` (times SLEEP_SCALE) and returns true."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # StrictInt: "1", 1.0, true, NaN and 1e309 are all refused with 422, as the contract asks.
-    type: Annotated[StrictInt, Field(ge=0, le=3, description="0 to 3: the task sleeps type x 10 s")]
+from service.core.views import JobView, ProgressOut
+from service.kinds.fields import SafeText
+from service.kinds.notifications import DEFAULT_MESSAGE
 
 
 class TaskCreatedOut(BaseModel):
@@ -45,7 +26,7 @@ class TaskOut(BaseModel):
 class NotificationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: SafeText = Field(default="some notification", description="at most 1000 printable characters")
+    message: SafeText = Field(default=DEFAULT_MESSAGE, description="at most 1000 printable characters")
 
 
 class NotificationOut(BaseModel):
@@ -53,41 +34,8 @@ class NotificationOut(BaseModel):
     task_id: str
 
 
-class ReportIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    rows: Annotated[StrictInt, Field(ge=1, le=1_000_000, description="data rows in the CSV")] = 1000
-
-
 class ReportCreatedOut(BaseModel):
     task_id: str
-
-
-class ErrorOut(BaseModel):
-    type: str
-    message: str
-
-
-class ProgressOut(BaseModel):
-    current: int
-    total: int
-
-
-class JobView(BaseModel):
-    """Everything known about one job, for every kind of job."""
-
-    id: str
-    name: str
-    status: Status
-    owner: str | None
-    enqueued_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    attempt: int
-    progress: ProgressOut | None
-    result: Any = None
-    error: ErrorOut | None = None
-    worker: str | None = Field(default=None, description="the worker process that ran (or runs) its latest try")
 
 
 class JobListOut(BaseModel):

@@ -12,9 +12,11 @@ from arq.worker import Worker
 from asgi_lifespan import LifespanManager
 from dirty_equals import IsPartialDict
 from httpx import ASGITransport, AsyncClient
+from pydantic import BaseModel
 
 from service.core.failures import PermanentFailure, TransientFailure
-from service.engine.runtime import instrumented
+from service.engine.runtime import arq_function
+from service.kinds import JobContext, Kind
 from service.settings import Settings
 from service.web.app import create_app
 from tests.conftest import make_settings, run_until
@@ -61,11 +63,15 @@ async def test_transient_failures_read_retry_then_succeed(
 
 
 async def test_the_last_try_turns_a_transient_failure_permanent(arq_pool: ArqRedis, settings: Settings) -> None:
-    async def always_busy(ctx: dict[str, object]) -> None:
+    class NoArgs(BaseModel):
+        pass
+
+    async def always_busy(job: JobContext, args: NoArgs) -> None:
         raise TransientFailure("busy")
 
-    run = instrumented(always_busy, record=False, max_tries=3)
-    ctx = {"redis": arq_pool, "settings": settings, "job_id": "x"}
+    kind = Kind("always_busy", always_busy, NoArgs, "always busy", "Busy", max_tries=3)
+    run = arq_function(kind).coroutine
+    ctx = {"redis": arq_pool, "job_id": "x"}
     with pytest.raises(PermanentFailure, match="gave up after 3 tries: busy"):
         await run({**ctx, "job_try": 3})
 

@@ -11,7 +11,8 @@ from dirty_equals import IsStr
 from httpx import AsyncClient
 
 from service.core import keys
-from service.kinds.notifications import send_notification
+from service.kinds import JobContext
+from service.kinds.notifications import NotificationArgs, send_notification
 from service.settings import Settings
 from tests.integration.helpers import auth
 
@@ -56,12 +57,12 @@ async def test_running_a_finished_job_again_adds_no_line(
     task_id = (await client.post("/send-notification/cy@example.com")).json()["task_id"]
     await worker().main()
     assert len(log_lines(settings)) == 1
-    ctx = {"job_id": task_id, "job_try": 1, "redis": arq_pool, "settings": settings}
-    await send_notification(ctx, "cy@example.com", "some notification")
+    args = NotificationArgs(email="cy@example.com")
+    await send_notification(JobContext(task_id, 1, settings, arq_pool), args)
     assert len(log_lines(settings)) == 1
     # A worker that died after writing but before marking the effect: the re-run (try 2) finds the line.
     await arq_pool.delete(keys.effect_done(task_id, "notification"))
-    await send_notification({**ctx, "job_try": 2}, "cy@example.com", "some notification")
+    await send_notification(JobContext(task_id, 2, settings, arq_pool), args)
     assert len(log_lines(settings)) == 1
 
 

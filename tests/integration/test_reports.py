@@ -163,8 +163,7 @@ async def test_expired_reports_are_never_served_and_are_removed(
     assert report_path(settings, "alice", expired).exists()
     assert (await client.get(f"/reports/{expired}/download", headers=alice)).status_code == 404
 
-    ctx = {"redis": arq_pool, "settings": settings, "job_id": "cron", "job_try": 1}
-    assert await remove_expired_reports(ctx) == 2
+    assert await remove_expired_reports(arq_pool, settings) == 2
     assert not report_path(settings, "alice", expired).exists() and not stale_tmp.exists()
     assert (await client.get(f"/reports/{kept}/download", headers=alice)).status_code == 200
-    assert await remove_expired_reports(ctx) == 0
+    assert await remove_expired_reports(arq_pool, settings) == 0

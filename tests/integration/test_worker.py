@@ -15,9 +15,8 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.core import keys
-from service.core.connections import web_redis
 from service.core.enqueue import enqueue
-from service.engine import MAX_JOBS, shutdown, startup, wakeup
+from service.engine import MAX_JOBS, wakeup
 from service.engine.housekeeping import trim_job_index
 from service.settings import Settings
 from tests.conftest import run_until
@@ -61,14 +60,14 @@ async def test_a_full_worker_takes_a_new_job_as_soon_as_a_slot_frees(
     # instant job for which the worker has no slot. arq does not read the queue while it runs max_jobs jobs, and
     # the next poll is an hour away: only the wake-up from the first job's end can start the last one.
     async def queue(task_type: int) -> str:
-        return (await enqueue(arq_pool, "run_sleep_task", {"task_type": task_type}, record_ttl_s=60)).job_id
+        return (await enqueue(arq_pool, "run_sleep_task", {"type": task_type}, record_ttl_s=60)).job_id
 
     first = await queue(0)
     slow = [await queue(3) for _ in range(MAX_JOBS - 1)]
     waiting = await queue(0)
     now_ms = time.time() * 1000
     await arq_pool.zadd("arq:queue", {first: now_ms - 3, **dict.fromkeys(slow, now_ms - 2), waiting: now_ms - 1})
-    w = worker(burst=False, poll_delay=3600, ctx={"settings": settings.model_copy(update={"sleep_scale": 0.1})})
+    w = worker(burst=False, poll_delay=3600, settings=settings.model_copy(update={"sleep_scale": 0.1}))
     running = asyncio.create_task(w.main())
     await run_until(functools.partial(_succeeded, client, waiting), "the job that waited for a free slot")
     # It ran in the slot the first job freed, while every slow job still held its own.
@@ -81,20 +80,20 @@ async def _succeeded(client: AsyncClient, task_id: str) -> bool:
 
 
 async def test_the_cron_trims_the_all_jobs_index(arq_pool: ArqRedis, settings: Settings) -> None:
-    await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=settings.result_ttl)
+    await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=settings.result_ttl)
     long_gone = (time.time() - 3 * 86400) * 1_000_000  # an entry older than any record lives
     await arq_pool.zadd(keys.ALL_JOBS_INDEX, {"expired-job": long_gone})
-    assert await trim_job_index({"redis": arq_pool, "settings": settings}) == 1
+    assert await trim_job_index({"redis": arq_pool}) == 1
     assert await arq_pool.zcard(keys.ALL_JOBS_INDEX) == 1
 
 
 async def test_a_worker_takes_only_due_jobs_nobody_has_claimed(
     client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis, settings: Settings
 ) -> None:
-    # The batch claim (service.engine.dequeue) keeps arq's rules: a claimed job and a deferred one are left alone.
-    claimed = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
+    # The take script (service.engine.take) keeps arq's rules: a claimed job and a deferred one are left alone.
+    claimed = (await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)).job_id
     await arq_pool.psetex(in_progress_key_prefix + claimed, 60_000, b"1")  # as another worker's claim
-    later = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
+    later = (await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)).job_id
     await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})  # deferred by an hour
     w = worker(burst=False)  # a burst worker would wait for the queue to empty
     running = asyncio.create_task(w.main())
@@ -125,7 +124,7 @@ async def test_the_wakeup_listener_stops_when_told_and_when_cancelled_even_if_cl
 
     for how in ("stop", "cancel"):
         stop = asyncio.Event()
-        listener = asyncio.create_task(wakeup.listen(arq_pool, stop))
+        listener = asyncio.create_task(wakeup.listen(arq_pool, stop, lambda: None, lambda _: None))
         await run_until(subscribed, "the listener's subscription")
         stop.set() if how == "stop" else listener.cancel()
         done, _ = await asyncio.wait({listener}, timeout=10)  # a hang guard, not a speed check
@@ -137,31 +136,26 @@ async def test_the_wakeup_listener_stops_when_told_and_when_cancelled_even_if_cl
 async def test_health_counts_the_jobs_due_not_the_deferred_ones(
     client: AsyncClient, arq_pool: ArqRedis, settings: Settings
 ) -> None:
-    await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)
-    later = (await enqueue(arq_pool, "run_sleep_task", {"task_type": 0}, record_ttl_s=60)).job_id
+    await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)
+    later = (await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)).job_id
     await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})  # deferred, as arq queues a cron job
     assert (await client.get("/health")).json() == {"status": "ok", "redis": "ok", "workers": 0, "queued": 1}
 
 
-@pytest.mark.parametrize("arq_checks_aborts", [False, True])
-async def test_a_job_is_claimed_and_started_in_one_script(
-    client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis, arq_checks_aborts: bool
+async def test_a_job_is_claimed_and_its_start_recorded_in_one_script(
+    client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis
 ) -> None:
-    # The take script runs arq's start transaction itself (INCR of the try counter, where arq's pipeline sends
-    # INCRBY) and records the start; with arq's own abort check on, arq's transaction differs and is left to arq.
+    # One EVALSHA claims every due job and records each start; arq's own claim (WATCH/MULTI per job) never runs, and
+    # arq's run_job counts the try itself (INCRBY), as the attempt recorded by the script expects.
     await arq_pool.config_resetstat()
     job_ids = [(await client.post("/tasks", json={"type": 0})).json()["task_id"] for _ in range(3)]
-    await worker(allow_abort_jobs=arq_checks_aborts).main()
+    await worker().main()
     for job_id in job_ids:
         view = (await client.get(f"/jobs/{job_id}")).json()
         assert view["status"] == "SUCCESS" and view["attempt"] == 1 and view["worker"]
     stats = await arq_pool.info("commandstats")
-    sent_by_arq = stats.get("cmdstat_incrby", {}).get("calls", 0)
-    counted_in_the_script = stats.get("cmdstat_incr", {}).get("calls", 0)
-    if arq_checks_aborts:
-        assert (sent_by_arq, counted_in_the_script) == (3, 0)
-    else:
-        assert (sent_by_arq, counted_in_the_script) == (0, 3)
+    assert stats.get("cmdstat_watch", {}).get("calls", 0) == 0
+    assert stats["cmdstat_incrby"]["calls"] == 3
 
 
 async def test_a_job_is_logged_once_as_json_without_its_arguments(
@@ -180,15 +174,19 @@ async def test_a_job_is_logged_once_as_json_without_its_arguments(
     assert any(name == "arq.worker" and message.startswith("Starting worker") for name, message in lines)
 
 
-async def test_a_worker_hears_aborts_before_it_takes_its_first_job(arq_pool: ArqRedis, settings: Settings) -> None:
+async def test_a_worker_hears_aborts_before_it_takes_its_first_job(
+    arq_pool: ArqRedis, worker: Callable[..., Worker]
+) -> None:
     # The startup hook returns only once the abort channel is subscribed: a job claimed by the first poll could
     # otherwise be aborted (and its abort published) before anyone listens, and it would run to its end.
-    redis = web_redis(settings)
-    ctx: dict[str, object] = {"redis": redis, "settings": settings}
-    await startup(ctx)
-    try:
-        channels = await arq_pool.pubsub_numsub(keys.ABORT_CHANNEL, keys.WAKEUP_CHANNEL)
-        assert channels == [(keys.ABORT_CHANNEL.encode(), 1), (keys.WAKEUP_CHANNEL.encode(), 1)]
-    finally:
-        await shutdown(ctx)
-        await redis.aclose(close_connection_pool=True)
+    w = worker(burst=False)
+    seen: list[list[tuple[bytes, int]]] = []
+
+    async def look(ctx: dict[str, object]) -> None:
+        seen.append(await arq_pool.pubsub_numsub(keys.ABORT_CHANNEL, keys.WAKEUP_CHANNEL))
+        raise asyncio.CancelledError  # ends the worker's main() here: the check is all this test wants
+
+    w._hooks["startup"] = look
+    with pytest.raises(asyncio.CancelledError):
+        await w.main()
+    assert seen == [[(keys.ABORT_CHANNEL.encode(), 1), (keys.WAKEUP_CHANNEL.encode(), 1)]]

@@ -1,18 +1,39 @@
-"""What every enqueueing route does: queue with the caller's quota and Idempotency-Key, log, answer a repeat 200."""
+"""What every enqueueing route does: queue a kind's job with the caller's quota and Idempotency-Key, log, and
+answer an idempotent repeat with 200."""
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from arq.connections import ArqRedis
-from fastapi import Depends, Response, status
+from fastapi import Depends, Request, Response, status
+from pydantic import BaseModel
 
 from service.core.counters import MetricsBuffer
 from service.core.enqueue import enqueue
+from service.kinds import Kind
 from service.settings import Settings
 from service.web.deps import ArqDep, IdempotencyKey, MetricsDep, SettingsDep
 
-logger = logging.getLogger("service.web.api")
+logger = logging.getLogger("service.api")
+
+
+async def request_fingerprint(request: Request) -> str:
+    """What makes two requests "the same" for an Idempotency-Key: method, path, query (in any order) and body (a
+    JSON body by its decoded value, so whitespace and key order do not count)."""
+    body = await request.body()  # read once already by FastAPI for the route's own body: Starlette keeps it
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    except orjson.JSONDecodeError:
+        canonical = body
+    query = urlencode(sorted(parse_qsl(request.url.query, keep_blank_values=True)))
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.url.path.encode(), query.encode(), canonical):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
 
 
 @dataclass
@@ -22,21 +43,24 @@ class Submitter:
     metrics: MetricsBuffer
     response: Response
     idempotency_key: str | None
+    fingerprint: str
 
-    async def __call__(self, function_name: str, kwargs: dict[str, Any], *, owner: str | None) -> str:
-        """Queue a job for `owner`; returns its id (the first call's, for an Idempotency-Key repeat)."""
+    async def __call__(self, kind: Kind[Any, Any], args: BaseModel | dict[str, Any], *, owner: str | None) -> str:
+        """Queue a job of `kind` for `owner`; returns its id (the first call's, for an Idempotency-Key repeat)."""
+        kwargs = args.model_dump(mode="json") if isinstance(args, BaseModel) else args
         queued = await enqueue(
             self.arq,
-            function_name,
+            kind.name,
             kwargs,
             owner=owner,
             record_ttl_s=self.settings.result_ttl,
             max_active=self.settings.max_active_jobs_per_user,
             idempotency_key=self.idempotency_key,
+            fingerprint=self.fingerprint,
         )
         if queued.created:
-            self.metrics.add_enqueued(function_name)
-            logger.info("job enqueued", extra={"job_id": queued.job_id, "job_name": function_name})
+            self.metrics.add_enqueued(kind.name)
+            logger.info("job enqueued", extra={"job_id": queued.job_id, "job_name": kind.name})
         else:
             # An Idempotency-Key repeat: the first call's job, and nothing new was queued.
             self.response.status_code = status.HTTP_200_OK
@@ -44,13 +68,15 @@ class Submitter:
 
 
 async def get_submitter(
+    request: Request,
     arq: ArqDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Submitter:
-    return Submitter(arq, settings, metrics, response, idempotency_key)
+    fingerprint = await request_fingerprint(request) if idempotency_key is not None else ""
+    return Submitter(arq, settings, metrics, response, idempotency_key, fingerprint)
 
 
 SubmitDep = Annotated[Submitter, Depends(get_submitter)]

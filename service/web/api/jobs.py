@@ -12,17 +12,16 @@ from service.core.events import job_events
 from service.core.exceptions import JobNotFound, JobStateConflict
 from service.core.reads import check_visible, list_jobs, read_snapshot, read_visible_job
 from service.core.status import TERMINAL_STATUSES, Status
-from service.engine import FUNCTIONS
+from service.core.views import JobView
 from service.web.api.common import SubmitDep
-from service.web.deps import ArqDep, CallerDep, CurrentUser, JobId, OptionalUser, SettingsDep
+from service.web.deps import ArqDep, CallerDep, CurrentUser, JobId, KindsDep, OptionalUser, SettingsDep
 from service.web.metrics import count_abort
-from service.web.schemas import ErrorDetailOut, JobListOut, JobStatusOut, JobView, TaskCreatedOut
+from service.web.schemas import ErrorDetailOut, JobListOut, JobStatusOut, TaskCreatedOut
 
 router = APIRouter(
     prefix="/jobs", tags=["jobs"], responses={403: {"model": ErrorDetailOut}, 404: {"model": ErrorDetailOut}}
 )
 RETRYABLE = frozenset({Status.FAILURE, Status.REVOKED})
-KNOWN_FUNCTIONS = frozenset(f.name for f in FUNCTIONS)
 
 
 async def visible_job(job_id: JobId, caller: CallerDep) -> JobView:
@@ -82,12 +81,15 @@ async def abort_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: Se
 
 
 @router.post("/{job_id}/retry", status_code=status.HTTP_201_CREATED, responses={409: {"model": ErrorDetailOut}})
-async def retry_job(job_id: JobId, arq: ArqDep, user: OptionalUser, submit: SubmitDep) -> TaskCreatedOut:
+async def retry_job(
+    job_id: JobId, arq: ArqDep, user: OptionalUser, submit: SubmitDep, kinds: KindsDep
+) -> TaskCreatedOut:
     """Run a FAILURE or REVOKED job again, as a new job with the same arguments and owner."""
     snapshot = await read_snapshot(arq, job_id)
     check_visible(snapshot.view, user)
     if snapshot.view.status not in RETRYABLE:
         raise JobStateConflict(f"only FAILURE or REVOKED jobs can be retried, not {snapshot.view.status}")
-    if snapshot.function not in KNOWN_FUNCTIONS:
-        raise JobStateConflict("this job's function is unknown; it cannot run again")
-    return TaskCreatedOut(task_id=await submit(snapshot.function, snapshot.kwargs, owner=snapshot.view.owner))
+    kind = kinds.get(snapshot.function)
+    if kind is None:
+        raise JobStateConflict("this job's kind is unknown; it cannot run again")
+    return TaskCreatedOut(task_id=await submit(kind, snapshot.kwargs, owner=snapshot.view.owner))

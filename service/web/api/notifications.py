@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, status
 from pydantic import EmailStr
 
-from service.kinds.notifications import DEFAULT_MESSAGE, send_notification
+from service.kinds.fields import SafeText
+from service.kinds.notifications import DEFAULT_MESSAGE, NotificationArgs, send_notification
 from service.web.api.common import SubmitDep
 from service.web.deps import OptionalUser
-from service.web.schemas import ErrorDetailOut, NotificationIn, NotificationOut, SafeText
+from service.web.schemas import ErrorDetailOut, NotificationIn, NotificationOut
 
 router = APIRouter(tags=["notifications"])
 
@@ -25,7 +26,8 @@ async def create_notification(
     q: Annotated[SafeText | None, Query(description="logged as `found query: <q>`")] = None,
     body: Annotated[NotificationIn | None, Body()] = None,
 ) -> NotificationOut:
-    """Queue a notification: after about 5 s the worker appends it to `notifications.log`, exactly once."""
-    kwargs = {"email": email, "message": body.message if body else DEFAULT_MESSAGE, "query": q}
-    task_id = await submit(send_notification.__name__, kwargs, owner=user.id if user else None)
+    """Queue a notification (a `send_notification` job): after about 5 s the worker appends it to
+    `notifications.log`, exactly once."""
+    args = NotificationArgs(email=email, message=body.message if body else DEFAULT_MESSAGE, query=q)
+    task_id = await submit(send_notification, args, owner=user.id if user else None)
     return NotificationOut(task_id=task_id)

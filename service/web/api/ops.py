@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from service.core import keys
 from service.core.workers import alive_since_ms
-from service.web.deps import ArqDep, MetricsDep
+from service.web.deps import ArqDep, KindsDep, MetricsDep
 from service.web.errors import RETRY_AFTER_S
 from service.web.metrics import render_metrics
 from service.web.schemas import HealthOut
@@ -35,8 +35,8 @@ async def read_health(arq: ArqDep, response: Response) -> HealthOut:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def read_metrics(arq: ArqDep, metrics: MetricsDep) -> Response:
+async def read_metrics(arq: ArqDep, metrics: MetricsDep, kinds: KindsDep) -> Response:
     """Prometheus metrics, counted across every worker and web process (the counters live in Redis; each process
     adds its own every few seconds, and this one adds its own first)."""
     await metrics.flush(arq)
-    return Response(await render_metrics(arq), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(await render_metrics(arq, kinds), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -6,23 +6,26 @@ from fastapi.responses import FileResponse
 from service.core.exceptions import JobNotFound, JobStateConflict
 from service.core.reads import read_visible_job
 from service.core.status import Status
-from service.kinds.reports import generate_report, report_path
+from service.kinds.reports import ReportArgs, generate_report, report_path
 from service.web.api.common import SubmitDep
 from service.web.deps import ArqDep, CurrentUser, JobId, SettingsDep
-from service.web.schemas import ErrorDetailOut, ReportCreatedOut, ReportIn, ReportOut
+from service.web.schemas import ErrorDetailOut, ReportCreatedOut, ReportOut
 
 router = APIRouter(
     prefix="/reports",
     tags=["reports"],
     responses={401: {"model": ErrorDetailOut}, 403: {"model": ErrorDetailOut}, 404: {"model": ErrorDetailOut}},
 )
-REPORT = generate_report.__name__
+REPORT = generate_report.name
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses={200: {"model": ReportCreatedOut}})
-async def create_report(report: ReportIn, user: CurrentUser, submit: SubmitDep, response: Response) -> ReportCreatedOut:
-    """Queue a CSV report of `rows` rows, owned by the caller; follow it at the `Location` header."""
-    task_id = await submit(REPORT, {"owner": user.id, "rows": report.rows}, owner=user.id)
+async def create_report(
+    report: ReportArgs, user: CurrentUser, submit: SubmitDep, response: Response
+) -> ReportCreatedOut:
+    """Queue a CSV report of `rows` rows (a `generate_report` job), owned by the caller; follow it at the
+    `Location` header."""
+    task_id = await submit(generate_report, report, owner=user.id)
     response.headers["Location"] = f"/reports/{task_id}"
     return ReportCreatedOut(task_id=task_id)
 

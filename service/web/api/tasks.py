@@ -5,10 +5,10 @@ from fastapi import APIRouter, Response, status
 
 from service.core.reads import read_task_state
 from service.core.status import Status
-from service.kinds.tasks import run_sleep_task
+from service.kinds.tasks import SleepTaskArgs, run_sleep_task
 from service.web.api.common import SubmitDep
 from service.web.deps import CallerDep, JobId, OptionalUser
-from service.web.schemas import ErrorDetailOut, TaskCreatedOut, TaskIn, TaskOut
+from service.web.schemas import ErrorDetailOut, TaskCreatedOut, TaskOut
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -20,10 +20,10 @@ _TUTORIAL_STATUS = {Status.STARTED: Status.PENDING}
 @router.post(
     "", status_code=status.HTTP_201_CREATED, responses={200: {"model": TaskCreatedOut}, 422: {"model": ErrorDetailOut}}
 )
-async def create_task(task: TaskIn, submit: SubmitDep, user: OptionalUser) -> TaskCreatedOut:
-    """Queue a task that sleeps `type x 10` seconds and then returns `true`. A repeat with the same
-    `Idempotency-Key` answers 200 with the first call's id."""
-    task_id = await submit(run_sleep_task.__name__, {"task_type": task.type}, owner=user.id if user else None)
+async def create_task(task: SleepTaskArgs, submit: SubmitDep, user: OptionalUser) -> TaskCreatedOut:
+    """Queue a task that sleeps `type x 10` seconds and then returns `true` (a `run_sleep_task` job, as
+    `POST /jobs` would queue it). A repeat with the same `Idempotency-Key` answers 200 with the first call's id."""
+    task_id = await submit(run_sleep_task, task, owner=user.id if user else None)
     return TaskCreatedOut(task_id=task_id)
 
 

@@ -1,0 +1,35 @@
+"""What a job looks like from outside: the view `GET /jobs/{id}` answers, shared by the API, the stream and the page."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.core.status import Status
+
+
+class ErrorOut(BaseModel):
+    type: str
+    message: str
+
+
+class ProgressOut(BaseModel):
+    current: int
+    total: int
+
+
+class JobView(BaseModel):
+    """Everything known about one job, for every kind of job."""
+
+    id: str
+    name: str
+    status: Status
+    owner: str | None
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempt: int
+    progress: ProgressOut | None
+    result: Any = None
+    error: ErrorOut | None = None
+    worker: str | None = Field(default=None, description="the worker process that ran (or runs) its latest try")

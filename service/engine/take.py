@@ -1,0 +1,93 @@
+"""How a worker takes jobs off arq's queue: every due job it has room for, read and claimed in one round trip.
+
+arq's own poll (`Worker._poll_iteration` + `Worker.start_jobs`) reads up to `queue_read_limit` due ids, then claims
+them one at a time, each with WATCH, EXISTS, ZSCORE and MULTI/PSETEX/EXEC: four round trips and six commands per
+job, in sequence, before the next job may start. `TAKE_SCRIPT` keeps arq's semantics (due jobs in queue order; a
+job claimed by any worker is left alone; the claim is arq's in-progress key, so arq's `run_job` and `finish_job`
+work on it unchanged) in one atomic script. For jobs queued by this service (those with a record) it also records
+and announces the start, and claims them for CLAIM_TTL_S, which the worker's claim keeper renews (`claims`), instead
+of arq's lifetime of the longest timeout + 10 s. Jobs queued by another client keep arq's claim.
+"""
+
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, retry_key_prefix
+from arq.utils import timestamp_ms
+
+from service.core import keys
+from service.core.record import LUA_ANNOUNCE, lua
+
+REPLIES_PER_JOB = 5
+
+# Returns five values per claimed job: id, queue score, whether the start was recorded (and the claim is short),
+# whether an abort was asked for before, the owner (or false). Keys other than the queue are named from ARGV
+# prefixes, not declared in KEYS: the script is for one server, as arq is (no Redis Cluster).
+# KEYS: queue. ARGV: now ms, arq's claim lifetime ms, read offset, read count, free slots, short claim ms, worker id,
+# then the prefixes: in-progress, retry counter, record, events channel.
+TAKE_SCRIPT = lua(
+    """
+local now, claim_ms, short_claim_ms, worker = ARGV[1], ARGV[2], ARGV[6], ARGV[7]
+local claim_prefix, retry_prefix, record_prefix, events_prefix = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
+local free, taken = tonumber(ARGV[5]), {}
+for i = 1, #due, 2 do
+  if free == 0 then break end
+  local id = due[i]
+  local claim = claim_prefix .. id
+  if redis.call('EXISTS', claim) == 0 then
+    free = free - 1
+    local lifetime, recorded, abort = claim_ms, 0, 0
+    local record = record_prefix .. id
+    local seen = redis.call('HMGET', record, '$enqueued_at', '$abort_requested', '$owner')
+    if seen[1] then
+      lifetime, recorded = short_claim_ms, 1
+      if seen[2] then abort = 1 end
+      -- arq's run_job counts this try next (INCR of the retry counter): this is its number.
+      local attempt = tonumber(redis.call('GET', retry_prefix .. id) or '0') + 1
+      redis.call('HSET', record, '$started_at', now, '$attempt', attempt, '$worker', worker)
+      local events_key = events_prefix .. id
+      $announce
+    end
+    redis.call('PSETEX', claim, lifetime, '1')
+    for _, value in ipairs({id, due[i + 1], recorded, abort, seen[3]}) do taken[#taken + 1] = value end
+  end
+end
+return taken
+""".replace("$announce", LUA_ANNOUNCE)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job the take script claimed for this worker."""
+
+    job_id: str
+    score: int
+    recorded: bool  # its start is recorded and announced, and its claim is the short one the keeper renews
+    abort_requested: bool
+    owner: str | None
+
+
+async def take(
+    pool: ArqRedis,
+    queue: str,
+    *,
+    offset: int,
+    count: int,
+    free: int,
+    claim_ms: int,
+    short_claim_ms: int,
+    worker_id: str,
+) -> list[Claimed]:
+    """Claim up to `free` of the next `count` due jobs of `queue`."""
+    prefixes = [in_progress_key_prefix, retry_key_prefix, keys.job_record(""), keys.job_events("")]
+    args: list[str | int] = [timestamp_ms(), claim_ms, offset, count, free, short_claim_ms, worker_id, *prefixes]
+    replies = await pool.register_script(TAKE_SCRIPT)(keys=[queue], args=args)
+    claimed = []
+    for n in range(0, len(replies), REPLIES_PER_JOB):
+        raw_id, score, recorded, abort, owner = replies[n : n + REPLIES_PER_JOB]
+        claimed.append(
+            Claimed(raw_id.decode(), int(float(score)), recorded == 1, abort == 1, owner.decode() if owner else None)
+        )
+    return claimed
