@@ -1,7 +1,7 @@
 """Probe jobs, and the settings of bare arq: `arq bench.probes.ARQ_DEFAULTS` (arq accepts a dict).
 
-This module must not import `worker_settings`: that module adapts arq's worker class (`service.engine.dequeue`,
-`service.engine.wakeup`) for the whole process, and bare arq is to be measured as arq ships.
+This module must not import `worker_settings`: that module makes arq's CLI build this service's worker
+(`service.engine.ServiceWorker`), and bare arq is to be measured as arq ships.
 """
 
 import asyncio

@@ -31,7 +31,8 @@ from bench.common import ROOT, bench_env, pct, pid_of, private_server, process, 
 from service.core.enqueue import enqueue
 from service.core.serialization import job_deserializer, job_serializer
 
-PEER = ROOT.parent / "shared" / "peers" / "celery-tutorial"
+# A copy of the Celery tutorial stack users would pick instead (bench/peer/README.md): benched from a clean clone.
+PEER = ROOT / "bench" / "peer"
 PEER_VENV = ROOT / "bench" / ".peer-venv"
 PEER_PY = str(PEER_VENV / "bin" / "python")
 SCALE = 0.005  # SLEEP_SCALE: a type-0 task is instant, a type-1 task sleeps 50 ms

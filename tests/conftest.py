@@ -120,13 +120,14 @@ async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callab
     mains: list[asyncio.Task[Any]] = []
 
     def make(**kwargs: Any) -> Worker:
+        worker_settings = kwargs.pop("settings", settings)
         options: dict[str, Any] = {
             "redis_pool": web_redis(settings),
             "burst": True,
             "poll_delay": 0,
             "handle_signals": False,
-            "settings": settings,
-            "functions": functions(load_kinds(settings.job_kinds)),
+            "settings": worker_settings,
+            "functions": functions(load_kinds(worker_settings.job_kinds)),
             **kwargs,
         }
         w = ServiceWorker(**{**get_kwargs(WorkerSettings), **options})

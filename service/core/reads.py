@@ -20,8 +20,8 @@ from redis.asyncio.client import Pipeline
 from service.auth import User
 from service.core import keys
 from service.core.exceptions import BadCursor, JobNotFound, NotOwner
-from service.core.serialization import job_deserializer
 from service.core.record import Field
+from service.core.serialization import job_deserializer
 from service.core.status import ArqState, Status, contract_status
 from service.core.views import ErrorOut, JobView, ProgressOut
 

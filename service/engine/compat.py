@@ -49,7 +49,7 @@ def check_arq_version(version: str = arq.VERSION) -> None:
         )
 
 
-def _arq_class(name: str) -> type:
+def arq_class(name: str) -> type:
     """arq's own class, even once the settings module has bound `arq.worker.Worker` to the subclass."""
     bound: type = getattr(arq.worker, name)
     return next(c for c in bound.__mro__ if c.__module__ == "arq.worker" and c.__name__ == name)
@@ -60,6 +60,6 @@ def source_fingerprints() -> dict[str, str]:
     found = {}
     for name in RELIED_ON:
         owner, _, attribute = name.partition(".")
-        source = inspect.getsource(getattr(_arq_class(owner), attribute))
+        source = inspect.getsource(getattr(arq_class(owner), attribute))
         found[name] = hashlib.sha256(source.encode()).hexdigest()
     return found

@@ -14,7 +14,7 @@ from service.core.reads import list_jobs
 from service.core.status import Status
 from service.core.views import JobView
 from service.core.workers import WorkerInfo, alive_workers
-from service.web.deps import ArqDep, CurrentUser
+from service.web.deps import ArqDep, CurrentUser, KindsDep
 
 STATIC = Path(__file__).parent / "static"
 CHART_MINUTES = 60
@@ -33,7 +33,14 @@ class MinuteOut(BaseModel):
     finished: int
 
 
+class KindSummaryOut(BaseModel):
+    name: str
+    title: str
+    queue: str
+
+
 class DashboardOut(BaseModel):
+    kinds: list[KindSummaryOut]
     queues: list[QueueOut]
     workers: list[WorkerInfo]
     throughput: list[MinuteOut]
@@ -52,7 +59,7 @@ async def read_dashboard() -> FileResponse:
 
 
 @router.get("/dashboard/data", include_in_schema=True, tags=["operations"])
-async def read_dashboard_data(user: CurrentUser, arq: ArqDep) -> DashboardOut:
+async def read_dashboard_data(user: CurrentUser, arq: ArqDep, kinds: KindsDep) -> DashboardOut:
     """Queues, live workers, jobs finished per minute over the last hour, and the failed-jobs inbox (admins)."""
     if not user.admin:
         raise NotOwner("the dashboard is for admins")
@@ -64,6 +71,7 @@ async def read_dashboard_data(user: CurrentUser, arq: ArqDep) -> DashboardOut:
         depth, finished = await pipe.execute()
     failed, _ = await list_jobs(arq, keys.ALL_JOBS_INDEX, status=Status.FAILURE, limit=20, cursor=None)
     return DashboardOut(
+        kinds=[KindSummaryOut(name=k.name, title=k.title, queue=k.queue) for k in kinds.values()],
         queues=[QueueOut(name="arq:queue", depth=depth)],
         workers=await alive_workers(arq, now),
         throughput=[MinuteOut(minute=m * 60, finished=int(f or 0)) for m, f in zip(minutes, finished, strict=True)],

@@ -1,7 +1,9 @@
 "use strict";
 // The newcomer's page: start jobs, and watch each in one table row that updates in place.
 
-const LABELS = { run_sleep_task: "Task", send_notification: "Notification", generate_report: "Report" };
+// Each kind's title, from its declaration (GET /kinds); the name until they have arrived.
+const LABELS = {};
+const label = (name) => LABELS[name] || name;
 const tokenInput = document.getElementById("token");
 tokenInput.value = sessionStorage.getItem("token") || "";
 tokenInput.addEventListener("change", () => sessionStorage.setItem("token", tokenInput.value.trim()));
@@ -69,14 +71,14 @@ async function download(id, token) {
 
 for (const button of document.querySelectorAll("button[data-type]")) {
   button.addEventListener("click", () =>
-    start(`${LABELS.run_sleep_task} (${button.textContent})`, api("POST", "/tasks", { body: { type: Number(button.dataset.type) } })).catch(() => {}));
+    start(`${label("run_sleep_task")} (${button.textContent})`, api("POST", "/tasks", { body: { type: Number(button.dataset.type) } })).catch(() => {}));
 }
 
 document.getElementById("notify-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const email = document.getElementById("email").value.trim();
   const message = document.getElementById("message").value;
-  start(`${LABELS.send_notification} to ${email}`, api("POST", `/send-notification/${encodeURIComponent(email)}`, { body: { message } })).catch(() => {});
+  start(`${label("send_notification")} to ${email}`, api("POST", `/send-notification/${encodeURIComponent(email)}`, { body: { message } })).catch(() => {});
 });
 
 document.getElementById("report-form").addEventListener("submit", (event) => {
@@ -84,5 +86,47 @@ document.getElementById("report-form").addEventListener("submit", (event) => {
   const token = tokenInput.value.trim();
   sessionStorage.setItem("token", token);
   const rows = Number(document.getElementById("rows").value);
-  start(`${LABELS.generate_report} (${rows} rows)`, api("POST", "/reports", { body: { rows }, token }), token).catch(() => {});
+  start(`${label("generate_report")} (${rows} rows)`, api("POST", "/reports", { body: { rows }, token }), token).catch(() => {});
+});
+
+// Any declared kind, with its arguments as JSON: a team's own kinds appear here without touching the page.
+const kindSelect = document.getElementById("kind");
+const argsInput = document.getElementById("args");
+
+function exampleArgs(schema) {
+  const example = {};
+  for (const [name, field] of Object.entries(schema.properties || {})) {
+    if (field.default !== undefined) example[name] = field.default;
+    else if ((schema.required || []).includes(name)) example[name] = field.type === "integer" || field.type === "number" ? (field.minimum ?? 0) : "";
+  }
+  return JSON.stringify(example);
+}
+
+loadKinds().then((kinds) => {
+  for (const kind of kinds) {
+    LABELS[kind.name] = kind.title;
+    const option = document.createElement("option");
+    option.value = kind.name;
+    option.textContent = `${kind.title} (${kind.name})`;
+    option.dataset.args = exampleArgs(kind.input_schema);
+    option.title = kind.description;
+    kindSelect.append(option);
+  }
+  argsInput.value = kindSelect.selectedOptions[0]?.dataset.args || "{}";
+}).catch(() => {});
+
+kindSelect.addEventListener("change", () => { argsInput.value = kindSelect.selectedOptions[0].dataset.args; });
+
+document.getElementById("kind-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  let args;
+  try {
+    args = JSON.parse(argsInput.value || "{}");
+  } catch (e) {
+    showError("The arguments are not JSON: " + e.message);
+    return;
+  }
+  const token = tokenInput.value.trim();
+  const name = kindSelect.value;
+  start(label(name), api("POST", "/jobs", { body: { name, args }, token }), token).catch(() => {});
 });

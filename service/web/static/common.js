@@ -77,3 +77,10 @@ async function followJob(id, token, onView) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
+
+// The declared job kinds (GET /kinds), fetched once: names, titles and argument schemas for the lists.
+let kindsPromise = null;
+function loadKinds() {
+  kindsPromise ??= api("GET", "/kinds").then((body) => body.items);
+  return kindsPromise;
+}

@@ -58,11 +58,24 @@ function drawChart(points) {
   }));
 }
 
+// The kind filter lists every declared kind (the dashboard's data names them), filled once.
+function fillKinds(kinds) {
+  const select = document.getElementById("name-filter");
+  if (select.options.length > 1) return;
+  for (const kind of kinds) {
+    const option = document.createElement("option");
+    option.value = kind.name;
+    option.textContent = `${kind.title} (${kind.name})`;
+    select.append(option);
+  }
+}
+
 async function refresh() {
   const token = tokenInput.value.trim();
   if (!token) return;
   try {
     const data = await api("GET", "/dashboard/data", { token });
+    fillKinds(data.kinds);
     fillTable("queues", data.queues.map((q) => [q.name, String(q.depth)]));
     fillTable("workers", data.workers.map((w) => [w.id, new Date(w.last_seen).toLocaleTimeString(), String(w.jobs_done), String(w.running)]));
     drawChart(data.throughput);
