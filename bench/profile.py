@@ -65,7 +65,7 @@ async def profile_worker(n: int, tmp: Path) -> Path:
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )
         for _ in range(n):
-            await enqueue(redis, "run_sleep_task", {"task_type": 0}, record_ttl_s=600)
+            await enqueue(redis, "run_sleep_task", {"type": 0}, record_ttl_s=600)
         raw = tmp / "worker.txt"
         with process(["-m", "arq", "bench.ours.OURS"], env, tmp / "worker.log") as worker:
             spy = py_spy(worker.pid, raw)

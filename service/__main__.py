@@ -1,4 +1,5 @@
-"""Command line: `python -m service run` (what `make run` starts) and `python -m service token USER_ID [--admin]`."""
+"""Command line: `python -m service run` (what `make run` starts), `python -m service token USER_ID [--admin]`, and
+`python -m service check` (this host's worker probe)."""
 
 import argparse
 import sys
@@ -11,7 +12,17 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a bearer token for USER_ID, signed with SECRET_KEY")
     token.add_argument("user_id")
     token.add_argument("--admin", action="store_true", help="the token may see and control every user's jobs")
+    commands.add_parser(
+        "check", help="exit 0 if a worker process on this host is alive and its event loop answers (a container probe)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "check":
+        from service.core.workers import check_local_workers
+        from service.settings import get_settings
+
+        ok, line = check_local_workers(get_settings().worker_check_dir)
+        (sys.stdout if ok else sys.stderr).write(line + "\n")
+        return 0 if ok else 1
     if args.command == "run":
         from service.dev.run import main as run
 

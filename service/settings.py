@@ -2,6 +2,7 @@
 
 import logging
 import math
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     # On SIGTERM a worker takes no new jobs and gives running ones this long to finish; the rest are cancelled
     # and requeued. Keep it below the orchestrator's kill deadline (compose.yaml: stop_grace_period 60 s).
     shutdown_grace_s: Annotated[int, Field(ge=0)] = 50
+    # Where each worker process on this host marks, every second from its event loop, that it is alive (read by
+    # `python -m service check`, a container's probe). Local to the host: not shared between containers.
+    worker_check_dir: Path = Path(tempfile.gettempdir()) / "fastapi-arq-jobs-workers"
     # Modules of job kinds beyond the ones this service ships with (`service.kinds.KIND_MODULES`).
     job_kinds: CommaList = []
 

@@ -1,4 +1,5 @@
-"""A heartbeat per worker process, so `/health` counts live workers one by one."""
+"""A heartbeat per worker process: in Redis, so `/health` counts live workers one by one; and in a local file, so
+`python -m service check` knows whether this host's worker answers from its event loop."""
 
 import asyncio
 import contextlib
@@ -8,6 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 
 import orjson
 from arq.connections import ArqRedis
@@ -15,6 +17,7 @@ from redis.exceptions import RedisError
 
 from service.core import keys
 from service.core.counters import MetricsBuffer
+from service.core.workers import LOCAL_BEAT_S, local_beat_file
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +72,35 @@ async def forget(redis: ArqRedis, worker_id: str) -> None:
         pipe.zrem(keys.WORKERS_ZSET, worker_id)
         pipe.delete(keys.worker_info(worker_id))
         await pipe.execute()
+
+
+class LocalBeat:
+    """Touches this worker's file under WORKER_CHECK_DIR every LOCAL_BEAT_S from the event loop, for
+    `python -m service check`, and remembers when it last did (the claim keeper reads it). No Redis: a Redis outage
+    does not make a healthy worker's probe fail."""
+
+    def __init__(self, directory: Path, worker_id: str) -> None:
+        self.path = local_beat_file(directory, worker_id, os.getpid())
+        self.last = time.monotonic()
+
+    def touch(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch()
+        except OSError as e:
+            logger.warning("could not mark the worker alive in %s: %r", self.path, e)
+        self.last = time.monotonic()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.touch()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LOCAL_BEAT_S)
+        self.remove()
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def stalled_for(self) -> float:
+        """Seconds since the event loop last touched the file (read from the claim keeper's thread)."""
+        return time.monotonic() - self.last

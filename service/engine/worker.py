@@ -91,6 +91,7 @@ class ServiceWorker(Worker):
         self._polled = False
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Task[None] | None = None
         self.ctx[ENGINE] = self  # how the job wrapper (`runtime`) finds this worker in arq's ctx
 
     # --- what the job wrapper asks of the worker ---------------------------------------------------------------
@@ -114,14 +115,19 @@ class ServiceWorker(Worker):
     # --- arq's hooks, around the user's own ---------------------------------------------------------------------
 
     async def _startup(self, ctx: dict[str, Any]) -> None:
-        self.claims = ClaimKeeper(self.settings.redis_url)
+        local = heartbeat.LocalBeat(self.settings.worker_check_dir, self.worker_id)
+        local.touch()
+        self.claims = ClaimKeeper(self.settings.redis_url, local.stalled_for, self.in_progress_timeout_s)
         self.claims.start()
         beats = heartbeat.beat_forever(self.pool, self.worker_id, self.stats, self.metrics, self._stop)
         subscribed = asyncio.Event()
-        listener = wakeup.listen(self.pool, self._stop, self.wake, self.aborts.abort, subscribed)
+        self._listener = asyncio.create_task(
+            wakeup.listen(self.pool, self._stop, self.wake, self.aborts.abort, subscribed), name="wakeup-listener"
+        )
         self._loops = [
             asyncio.create_task(beats, name="heartbeat"),
-            asyncio.create_task(listener, name="wakeup-listener"),
+            asyncio.create_task(local.run(self._stop), name="local-beat"),
+            self._listener,
         ]
         # No job is claimed before aborts can be heard (an abort published earlier would reach no one). Bounded: a
         # worker that cannot subscribe still runs jobs, and the listener keeps trying.
@@ -148,8 +154,8 @@ class ServiceWorker(Worker):
         `heartbeat.forget`; the listener is cancelled too (redis-py's cleanup can turn its cancellation into an
         error, and then the event still ends it within a tick). Either is cancelled if late (a Redis outage)."""
         self._stop.set()
-        if len(self._loops) > 1:
-            self._loops[1].cancel()
+        if self._listener is not None:
+            self._listener.cancel()
         if not self._loops:
             return
         _, late = await asyncio.wait(self._loops, timeout=heartbeat.WORKER_HEARTBEAT_S)

@@ -53,7 +53,7 @@ class Proc:
 
 
 @pytest.fixture
-def env(settings: Settings) -> dict[str, str]:
+def env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     # Each test starts from an empty database, as the integration tests' arq_pool fixture gives them.
     client = redis.Redis.from_url(settings.redis_url)
     client.flushdb()
@@ -65,6 +65,8 @@ def env(settings: Settings) -> dict[str, str]:
         "SLEEP_SCALE": str(settings.sleep_scale),
         "SECRET_KEY": settings.secret_key,
         "SHUTDOWN_GRACE_S": "5",
+        # This test's workers alone, for `python -m service check`.
+        "WORKER_CHECK_DIR": str(tmp_path / "worker-checks"),
     }
 
 

@@ -1,11 +1,13 @@
 """/metrics (Prometheus text) and the dashboard's data: counted from Redis, so every process's work shows."""
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker
+from dirty_equals import IsPartialDict
 from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio.client import Pipeline
@@ -125,3 +127,21 @@ async def test_a_cancelled_flusher_stops_even_when_redis_py_turns_the_cancellati
     done, _ = await asyncio.wait({flusher}, timeout=5)  # a hang guard, not a speed check
     assert flusher in done and flusher.cancelled()
     assert buffer.enqueued == {"run_sleep_task": 1}  # kept for the next flush
+
+
+async def test_queue_depth_counts_due_jobs_and_scheduled_ones_apart(client: AsyncClient, arq_pool: ArqRedis) -> None:
+    # What an autoscaler reads must agree with /health: jobs that could run now. A deferred job (or a retry
+    # waiting out its back-off) is counted as scheduled.
+    due = [(await client.post("/tasks", json={"type": 0})).json()["task_id"] for _ in range(2)]
+    later = (await client.post("/tasks", json={"type": 0})).json()["task_id"]
+    await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})
+    got = samples((await client.get("/metrics")).text)
+    assert got[("arqjobs_queue_depth", ())] == len(due) == (await client.get("/health")).json()["queued"]
+    assert got[("arqjobs_jobs_scheduled", ())] == 1
+
+
+async def test_the_openapi_document_bounds_the_listing_limit(client: AsyncClient) -> None:
+    parameters = (await client.get("/openapi.json")).json()["paths"]["/jobs"]["get"]["parameters"]
+    limit = next(p for p in parameters if p["name"] == "limit")
+    assert limit["schema"] == IsPartialDict(type="integer", minimum=1, maximum=100, default=20)
+    assert "1 to 100" in limit["description"]

@@ -13,6 +13,7 @@ WEB = "uvicorn service.main:app --host 0.0.0.0 --port 8000"
 WEB_OPTIONS = " --timeout-graceful-shutdown 10"
 WORKER = "arq worker_settings.WorkerSettings"
 CHECK = "arq --check worker_settings.WorkerSettings"
+LOCAL_CHECK = "python -m service check"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_compose_runs_the_contracts_commands(compose: dict[str, Any]) -> None:
     assert set(services) == {"redis", "web", "worker"}
     assert command(services["web"]) == WEB + WEB_OPTIONS
     assert command(services["worker"]) == WORKER
-    assert shlex.join(services["worker"]["healthcheck"]["test"][1:]) == CHECK
+    assert shlex.join(services["worker"]["healthcheck"]["test"][1:]) == LOCAL_CHECK
     # Scalable with --scale worker=3: no fixed name or host port on the worker.
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
 
@@ -55,7 +56,7 @@ def test_readme_documents_the_same_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     opening = "\n".join(readme.splitlines()[:40])
     assert "make run" in opening and "make test" in opening
-    for cmd in (WORKER, CHECK, "uvicorn service.main:app", "docker compose up --build --scale worker=3"):
+    for cmd in (WORKER, CHECK, LOCAL_CHECK, "uvicorn service.main:app", "docker compose up --build --scale worker=3"):
         assert cmd in readme, cmd
 
 
@@ -66,5 +67,6 @@ def test_ci_runs_the_readmes_test_command() -> None:
 def test_the_image_installs_the_package_with_its_templates() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "COPY service ./service" in dockerfile and "pip install ." in dockerfile
+    assert LOCAL_CHECK.split(" ", 1)[1].replace(" ", '", "') in dockerfile  # the worker probe, documented
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["requires-python"] == ">=3.11"

@@ -37,7 +37,7 @@ async def read_jobs(
     user: CurrentUser,
     arq: ArqDep,
     status: Status | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page: 1 to 100; anything else is a 422")] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobListOut:
     """Jobs newest first, optionally of one status: your own, or everybody's for an admin. Pass `next` back as
