@@ -6,7 +6,7 @@ import arq.worker
 from service.core import serialization
 from service.core.connections import worker_redis_settings
 from service.engine import MAX_JOBS, POLL_DELAY_S, ServiceWorker, cron_jobs, functions, use_uvloop
-from service.kinds import load_kinds
+from service.kinds import load_kinds, queues_of
 from service.logs import configure_logging, quiet_arq_job_lines
 from service.settings import get_settings
 
@@ -24,6 +24,8 @@ class WorkerSettings:
     functions = functions(_kinds)
     cron_jobs = cron_jobs(_kinds)
     settings = _settings
+    # WORKER_QUEUES, in priority order; by default every queue a kind names.
+    queues = _settings.worker_queues or queues_of(_kinds)
     redis_settings = worker_redis_settings(_settings)
     job_serializer = serialization.job_serializer
     job_deserializer = serialization.job_deserializer

@@ -249,6 +249,8 @@ FIGURES = [
     ("pickup_p50_ms", "pickup latency of an idle worker, enqueue acknowledged to job running, p50 (ms)", False),
     ("pickup_p95_ms", "the same, p95 (ms)", False),
     ("pickup_call_p50_ms", "the same from the enqueue call (adds the enqueue's own round trip), p50 (ms)", False),
+    ("lateness_p50_ms", "a job scheduled for later: start minus its time, idle worker, p50 (ms)", False),
+    ("lateness_p95_ms", "the same, p95 (ms)", False),
     ("drain_jobs_s", "drain of queued no-op jobs, one worker process (jobs/s)", True),
     ("fifty_ms_share", "50 ms jobs at concurrency 100, share of the 2,000 jobs/s ceiling (one worker process)", True),
     ("fifty_ms_share_2p", "the same, concurrency 100 as 2 worker processes x 50 (one per core)", True),
@@ -286,7 +288,7 @@ async def main(quick: bool) -> None:
         redis = await create_pool(
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )
-        progress = Progress(b.runs * 12 + 4)
+        progress = Progress(b.runs * 12 + 5)
         try:
             for run in range(b.runs):
                 for stack, stack_cm in (("ours", b.ours), ("peer", b.peer)):
@@ -298,7 +300,7 @@ async def main(quick: bool) -> None:
                     await drain_and_fifty(b, redis, stack, progress)
         finally:
             await redis.aclose()
-    from bench import commands, pickup  # each starts its own private server
+    from bench import commands, lateness, pickup  # each starts its own private server
 
     pickup_figures = await pickup.main(40 if quick else 200)
     for stack, name in (("ours", "OURS"), ("arq", "ARQ_DEFAULTS"), ("arq_ours", "ARQ_OUR_SETTINGS")):
@@ -306,6 +308,11 @@ async def main(quick: bool) -> None:
         b.add(stack, "pickup_p95_ms", pickup_figures[name]["ack_p95"])
         b.add(stack, "pickup_call_p50_ms", pickup_figures[name]["call_p50"])
     progress.step("pickup latency")
+    late = await lateness.main(200)
+    for stack, name in (("ours", "OURS"), ("arq_ours", "ARQ_OUR_SETTINGS")):
+        b.add(stack, "lateness_p50_ms", late[name]["p50"])
+        b.add(stack, "lateness_p95_ms", late[name]["p95"])
+    progress.step("scheduled-job lateness")
     per_job = await commands.main(200 if quick else 500)
     b.add("ours", "commands_per_job", per_job["ours"])
     b.add("arq", "commands_per_job", per_job["bare arq"])

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Where each worker process on this host marks, every second from its event loop, that it is alive (read by
     # `python -m service check`, a container's probe). Local to the host: not shared between containers.
     worker_check_dir: Path = Path(tempfile.gettempdir()) / "fastapi-arq-jobs-workers"
+    # The queues this worker takes jobs from, in priority order; empty: every queue a kind names.
+    worker_queues: CommaList = []
     # Modules of job kinds beyond the ones this service ships with (`service.kinds.KIND_MODULES`).
     job_kinds: CommaList = []
 

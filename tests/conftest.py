@@ -14,8 +14,8 @@ from httpx import ASGITransport, AsyncClient
 
 from service.core.connections import web_redis
 from service.dev.server import ValkeyServer, free_port
-from service.engine import ServiceWorker, functions
-from service.kinds import load_kinds
+from service.engine import ServiceWorker, cron_jobs, functions
+from service.kinds import load_kinds, queues_of
 from service.settings import Settings
 from service.web.app import create_app
 from worker_settings import WorkerSettings
@@ -127,7 +127,9 @@ async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callab
             "poll_delay": 0,
             "handle_signals": False,
             "settings": worker_settings,
-            "functions": functions(load_kinds(worker_settings.job_kinds)),
+            "functions": functions(kinds := load_kinds(worker_settings.job_kinds)),
+            "cron_jobs": cron_jobs(kinds),
+            "queues": worker_settings.worker_queues or queues_of(kinds),
             **kwargs,
         }
         w = ServiceWorker(**{**get_kwargs(WorkerSettings), **options})

@@ -8,7 +8,6 @@ from uuid import uuid4
 from arq.connections import ArqRedis
 from arq.constants import (
     abort_jobs_ss,
-    default_queue_name,
     expires_extra_ms,
     in_progress_key_prefix,
     job_key_prefix,
@@ -36,7 +35,8 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 # KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key.
 # ARGV: id, payload, now ms, job ttl ms, record ttl ms, idempotency ttl s, wake-up channel, use idempotency (0/1),
 #       quota (0 = none), job key prefix, owner (or ''), index score (now in µs: jobs queued within the same
-#       millisecond still list in order), the request's fingerprint, then the record's field/value pairs.
+#       millisecond still list in order), the request's fingerprint, the queue score (when it is due, ms), then the
+#       record's field/value pairs.
 ENQUEUE_SCRIPT = """
 local id, now, job_ttl, record_ttl = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if ARGV[8] == '1' then
@@ -62,8 +62,8 @@ if quota > 0 then
 end
 if ARGV[8] == '1' then redis.call('SET', KEYS[7], ARGV[13] .. ':' .. id, 'EX', ARGV[6]) end
 redis.call('PSETEX', KEYS[1], job_ttl, ARGV[2])
-redis.call('ZADD', KEYS[2], now, id)
-redis.call('HSET', KEYS[3], unpack(ARGV, 14))
+redis.call('ZADD', KEYS[2], ARGV[14], id)
+redis.call('HSET', KEYS[3], unpack(ARGV, 15))
 redis.call('PEXPIRE', KEYS[3], record_ttl)
 -- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs index
 -- (every anonymous enqueue would pay for it) by the worker's cron job.
@@ -122,8 +122,13 @@ async def enqueue(
     idempotency_key: str | None = None,
     fingerprint: str = "",
     max_active: int = 0,
+    queue: str = keys.DEFAULT_QUEUE,
+    run_at_ms: int | None = None,
 ) -> Enqueued:
-    """Queue `function_name(**kwargs)` for arq's workers; raise `QuotaExceeded` if `owner` has `max_active` jobs.
+    """Queue `function_name(**kwargs)` on `queue` for arq's workers, due at once or at `run_at_ms`; raise
+    `QuotaExceeded` if `owner` has `max_active` jobs (scheduled ones count).
+
+    A scheduled job and its record live until JOB_EXPIRES_MS after its time, not after its enqueue.
 
     Unlike `ArqRedis.enqueue_job`, this needs no WATCH round trip (ids are random, so they never collide), and
     writes the job record, the listing indexes, the quota entry, the idempotency key (scoped to `owner`) and the
@@ -132,13 +137,17 @@ async def enqueue(
     job_id = uuid4().hex
     now_ms = timestamp_ms()
     payload = serialize_job(function_name, (), kwargs, None, now_ms, serializer=job_serializer)
-    record: list[str | int | bytes] = [Field.NAME, function_name, Field.ENQUEUED_AT, now_ms]
+    due_ms = max(now_ms, run_at_ms or now_ms)
+    job_ttl_ms = JOB_EXPIRES_MS + (due_ms - now_ms)
+    record: list[str | int | bytes] = [Field.NAME, function_name, Field.ENQUEUED_AT, now_ms, Field.QUEUE, queue]
     if owner is not None:
         record += [Field.OWNER, owner]
+    if run_at_ms is not None:
+        record += [Field.SCHEDULED_FOR, run_at_ms]
     scope = owner or "~"
     script_keys = [
         job_key_prefix + job_id,
-        default_queue_name,
+        keys.queue_key(queue),
         keys.job_record(job_id),
         keys.ALL_JOBS_INDEX,
         keys.user_jobs_index(scope),
@@ -149,8 +158,8 @@ async def enqueue(
         job_id,
         payload,
         now_ms,
-        JOB_EXPIRES_MS,
-        JOB_EXPIRES_MS + (RECORD_MARGIN_S + record_ttl_s) * 1000,
+        job_ttl_ms,
+        job_ttl_ms + (RECORD_MARGIN_S + record_ttl_s) * 1000,
         IDEMPOTENCY_TTL_S,
         keys.WAKEUP_CHANNEL,
         int(idempotency_key is not None),
@@ -159,6 +168,7 @@ async def enqueue(
         owner or "",
         time.time_ns() // 1000,
         fingerprint,
+        due_ms,
     ]
     script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
     outcome, found = await script(keys=script_keys, args=[*args, *record])
@@ -173,7 +183,13 @@ async def enqueue(
 
 
 async def abort(
-    redis: ArqRedis, job_id: str, function_name: str, kwargs: dict[str, Any], enqueued_ms: int, result_ttl_s: int
+    redis: ArqRedis,
+    job_id: str,
+    function_name: str,
+    kwargs: dict[str, Any],
+    enqueued_ms: int,
+    result_ttl_s: int,
+    queue: str = keys.DEFAULT_QUEUE,
 ) -> Literal["terminal", "running", "missing", "revoked"]:
     """Abort a job: see ABORT_SCRIPT. The REVOKED result is arq's own record, as a worker would have written it."""
     now_ms = timestamp_ms()
@@ -181,12 +197,12 @@ async def abort(
     result = serialize_result(
         # start 0: it never started (the view shows started_at null); tries 0, likewise.
         function_name, (), kwargs, 0, enqueued_ms, False, cancelled, 0, now_ms, f"{job_id}:{function_name}",
-        default_queue_name, job_id=job_id, serializer=job_serializer,
+        keys.queue_key(queue), job_id=job_id, serializer=job_serializer,
     )  # fmt: skip
     script_keys = [
         job_key_prefix + job_id,
         in_progress_key_prefix + job_id,
-        default_queue_name,
+        keys.queue_key(queue),
         result_key_prefix + job_id,
         retry_key_prefix + job_id,
         keys.job_record(job_id),

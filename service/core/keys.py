@@ -1,4 +1,16 @@
-"""Names of the Redis keys this service adds beside arq's own (`arq:*`)."""
+"""Names of the Redis keys this service adds beside arq's own (`arq:*`), and the queues' keys."""
+
+from arq.constants import default_queue_name
+
+DEFAULT_QUEUE = "default"
+QUEUE_KEY_PREFIX = default_queue_name + ":"
+
+
+def queue_key(queue: str) -> str:
+    """The sorted set of a queue: arq's own default queue for `default` (so arq's own clients and `arq --check` see
+    it), `arq:queue:<name>` for the others."""
+    return default_queue_name if queue == DEFAULT_QUEUE else QUEUE_KEY_PREFIX + queue
+
 
 PREFIX = "fj:"
 WAKEUP_CHANNEL = PREFIX + "wakeup"

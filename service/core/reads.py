@@ -1,6 +1,8 @@
 """Read jobs from arq's keys and this service's records, one pipeline per page, as `JobView`s."""
 
 import base64
+import functools
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,18 +11,19 @@ from typing import Any
 import orjson
 from arq.connections import ArqRedis
 from arq.constants import (
-    default_queue_name,
     in_progress_key_prefix,
     job_key_prefix,
     result_key_prefix,
     retry_key_prefix,
 )
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from service.auth import User
 from service.core import keys
 from service.core.exceptions import BadCursor, JobNotFound, NotOwner
-from service.core.record import Field
+from service.core.keys import DEFAULT_QUEUE
+from service.core.record import LUA_QUEUE_KEY, Field, lua
 from service.core.serialization import job_deserializer
 from service.core.status import ArqState, Status, contract_status
 from service.core.views import ErrorOut, JobView, ProgressOut
@@ -30,7 +33,6 @@ logger = logging.getLogger(__name__)
 # Longer ids are refused before they reach Redis; arq's own ids are 32 hex characters.
 MAX_JOB_ID_LENGTH = 128
 UNREADABLE = "<unreadable>"
-READS_PER_JOB = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +86,32 @@ def _progress(record: dict[bytes, bytes]) -> ProgressOut | None:
     return ProgressOut(current=int(record.get(b"progress_current", b"0")), total=int(total))
 
 
+# Everything a job's view is read from, in one command: arq's definition, result, claim and try counter, the job's
+# score in its own queue (named in its record) and the record itself (flat field/value pairs).
+# KEYS: definition, result, in-progress, retry counter, record. ARGV: id.
+READ_SCRIPT = lua(
+    LUA_QUEUE_KEY
+    + """
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]),
+        redis.call('ZSCORE', queue_key(KEYS[5]), ARGV[1]), redis.call('GET', KEYS[4]), redis.call('HGETALL', KEYS[5])}
+"""
+)
+
+
+@functools.cache
+def _sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()  # Redis names scripts by their SHA-1
+
+
 def _queue_reads(pipe: Pipeline, job_id: str) -> None:
-    pipe.get(job_key_prefix + job_id)
-    pipe.get(result_key_prefix + job_id)
-    pipe.exists(in_progress_key_prefix + job_id)
-    pipe.zscore(default_queue_name, job_id)
-    pipe.get(retry_key_prefix + job_id)
-    pipe.hgetall(keys.job_record(job_id))
+    script_keys = [
+        job_key_prefix + job_id,
+        result_key_prefix + job_id,
+        in_progress_key_prefix + job_id,
+        retry_key_prefix + job_id,
+        keys.job_record(job_id),
+    ]
+    pipe.evalsha(_sha(READ_SCRIPT), len(script_keys), *script_keys, job_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +150,8 @@ def _may_see(user: User | None, owner: str | None) -> bool:
 
 def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
     """Build the snapshot from the six replies `_queue_reads` asked for; None if the job is unknown or gone."""
-    raw_def, raw_result, in_progress, score, tries, record = replies
+    raw_def, raw_result, in_progress, score, tries, flat_record = replies
+    record = dict(zip(flat_record[::2], flat_record[1::2], strict=True))
     definition = _load(raw_def, job_id, "job")
     outcome = _outcome(job_id, raw_result, definition is not None, in_progress, score, tries)
     status, result, success, error = outcome.status, outcome.result, outcome.success, outcome.error
@@ -150,16 +172,32 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
         result=result.get("r") if success else None,
         error=error or (_last_error(record) if status is Status.RETRY else None),
         worker=record.get(b"worker", b"").decode() or None,
+        queue=record.get(Field.QUEUE.encode(), DEFAULT_QUEUE.encode()).decode(),
+        scheduled_for=_ms_to_datetime(record.get(Field.SCHEDULED_FOR.encode())),
     )
     kwargs = source.get("k")
     return Snapshot(view, view.name, kwargs if isinstance(kwargs, dict) else {}, int(source.get("et") or 0))
 
 
+async def _read_pipeline(redis: ArqRedis, job_ids: list[str]) -> list[Any]:
+    """The READ_SCRIPT replies for each id, in one round trip (loading the script once per server if need be)."""
+    for attempt in (1, 2):
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                _queue_reads(pipe, job_id)
+            try:
+                return await pipe.execute()
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                await redis.script_load(READ_SCRIPT)
+    raise AssertionError("unreachable")
+
+
 async def read_snapshot(redis: ArqRedis, job_id: str) -> Snapshot:
     """The job's snapshot; raises `JobNotFound` when neither arq nor our record knows the id."""
-    async with redis.pipeline(transaction=False) as pipe:
-        _queue_reads(pipe, job_id)
-        snapshot = _snapshot(job_id, await pipe.execute())
+    (replies,) = await _read_pipeline(redis, [job_id])
+    snapshot = _snapshot(job_id, replies)
     if snapshot is None:
         raise JobNotFound(f"no job with id {job_id!r}")
     return snapshot
@@ -195,14 +233,17 @@ class TaskState:
 
 # The reads of `read_task_state` in one command: a finished job's result and owner, else every key the status table
 # needs. One command instead of six is most of what the API's most polled read costs redis-py to pack and parse.
-# KEYS: result, in-progress, queue, retry counter, definition, record. ARGV: id.
-TASK_STATE_SCRIPT = """
-local owner, error_type, error_message = unpack(redis.call('HMGET', KEYS[6], 'owner', 'error_type', 'error_message'))
+# KEYS: result, in-progress, retry counter, definition, record. ARGV: id.
+TASK_STATE_SCRIPT = lua(
+    LUA_QUEUE_KEY
+    + """
+local owner, error_type, error_message = unpack(redis.call('HMGET', KEYS[5], '$owner', '$error_type', '$error_message'))
 local result = redis.call('GET', KEYS[1])
 if result then return {result, 0, false, false, 0, owner, false, false} end
-return {false, redis.call('EXISTS', KEYS[2]), redis.call('ZSCORE', KEYS[3], ARGV[1]), redis.call('GET', KEYS[4]),
-        redis.call('EXISTS', KEYS[5]), owner, error_type, error_message}
+return {false, redis.call('EXISTS', KEYS[2]), redis.call('ZSCORE', queue_key(KEYS[5]), ARGV[1]),
+        redis.call('GET', KEYS[3]), redis.call('EXISTS', KEYS[4]), owner, error_type, error_message}
 """
+)
 
 
 async def read_task_state(redis: ArqRedis, job_id: str, user: User | None) -> TaskState:
@@ -211,7 +252,6 @@ async def read_task_state(redis: ArqRedis, job_id: str, user: User | None) -> Ta
     script_keys = [
         result_key_prefix + job_id,
         in_progress_key_prefix + job_id,
-        default_queue_name,
         retry_key_prefix + job_id,
         job_key_prefix + job_id,
         keys.job_record(job_id),
@@ -269,15 +309,12 @@ async def list_jobs(
         batch = await _index_batch(redis, index, after)
         if not batch:
             return views, None
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id, _ in batch:
-                _queue_reads(pipe, job_id)
-            replies = await pipe.execute()
+        replies = await _read_pipeline(redis, [job_id for job_id, _ in batch])
         gone = []
-        for n, (job_id, score) in enumerate(batch):
+        for (job_id, score), job_replies in zip(batch, replies, strict=True):
             scanned += 1
             after = (int(score), job_id)
-            snapshot = _snapshot(job_id, replies[n * READS_PER_JOB : (n + 1) * READS_PER_JOB])
+            snapshot = _snapshot(job_id, job_replies)
             if snapshot is None:
                 gone.append(job_id)
             elif status is None or snapshot.view.status is status:

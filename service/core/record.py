@@ -9,14 +9,16 @@ enum, so a renamed field cannot drift between the two.
 from enum import StrEnum
 from string import Template
 
+from service.core.keys import DEFAULT_QUEUE, QUEUE_KEY_PREFIX, queue_key
+
 
 class Field(StrEnum):
     NAME = "name"  # the kind's name, as arq's definition has it (kept after the definition is gone)
-    QUEUE = "queue"
+    QUEUE = "queue"  # the queue's name (`default` when absent: a job queued by another client)
     OWNER = "owner"  # the user who enqueued it with a token; absent for an anonymous job
-    ENQUEUED_AT = (
-        "enqueued_at"  # ms; written by the enqueue script only (a record without it was queued by another client)
-    )
+    # ms; written by the enqueue script (a record without it was queued by another client, a cron job say)
+    ENQUEUED_AT = "enqueued_at"
+    SCHEDULED_FOR = "scheduled_for"  # ms; only for a job enqueued to run later (delay_s or run_at)
     STARTED_AT = "started_at"  # ms, of the latest try
     ATTEMPT = "attempt"  # the latest try's number
     WORKER = "worker"  # the worker process that runs (or ran) the latest try
@@ -30,6 +32,16 @@ class Field(StrEnum):
 def lua(script: str) -> str:
     """`script` with each `$field` (a `Field` value) replaced by its quoted name: `'$owner'` -> `'owner'`."""
     return Template(script).substitute({f.value: f.value for f in Field})
+
+
+# `queue_key(record_key)` in Lua: the key of the queue named in a job's record, as `keys.queue_key` maps it.
+LUA_QUEUE_KEY = f"""
+local function queue_key(record_key)
+  local name = redis.call('HGET', record_key, '$queue')
+  if not name or name == '{DEFAULT_QUEUE}' then return '{queue_key(DEFAULT_QUEUE)}' end
+  return '{QUEUE_KEY_PREFIX}' .. name
+end
+"""
 
 
 # Every script that changes a job announces it on the job's events channel with this line (`events_key` names it).

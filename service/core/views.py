@@ -33,3 +33,5 @@ class JobView(BaseModel):
     result: Any = None
     error: ErrorOut | None = None
     worker: str | None = Field(default=None, description="the worker process that ran (or runs) its latest try")
+    queue: str = Field(default="default", description="the queue it waits in (its kind's)")
+    scheduled_for: datetime | None = Field(default=None, description="when it was enqueued to run; null if at once")

@@ -23,7 +23,9 @@ RELIED_ON = {
     "Worker.start_jobs": "b45797cfa40bed7fe6e9b8b8100c5f5b4144fe85112155c4e355df6ed8521f5f",
     # Its start transaction, the ctx it builds, `job_tasks`/`aborting_tasks` for aborts, its hooks' order.
     "Worker.run_job": "589a19059ff84ee777552dc9fa5ff76b17d6d0d7f99716d2720a2ed07ccb9607",
-    # Deletes the claim (the in-progress key) that the take script set.
+    # Replaced, on the job's own queue: the claim (the in-progress key) that the take script set goes, the job leaves
+    # its queue or is rescheduled on it.
+    "Worker.finish_failed_job": "3e16087f318a7acfbe79189a682d732fc43a3fce1917689e96990cb14d30bee2",
     "Worker.finish_job": "903f09c92830d3fd8044e19cc409074d9b62143218f73c3101a1ef5f724b22ce",
     # The loop that calls `_poll_iteration`, `on_startup` and the burst exit.
     "Worker.main": "45ca1591c9717466eec76e17fa958f84acf6085103d692a84ee25d9904e7f8fc",

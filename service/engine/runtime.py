@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from arq import Retry
@@ -49,7 +50,13 @@ def backoff_s(backoff: Backoff, job_try: int, scale: float = 1.0) -> float:
 
 
 async def _record_start(
-    job_id: str, attempt: int, redis: ArqRedis, engine: "ServiceWorker | None", settings: Settings
+    job_id: str,
+    attempt: int,
+    redis: ArqRedis,
+    engine: "ServiceWorker | None",
+    settings: Settings,
+    name: str,
+    enqueue_time: datetime | None,
 ) -> tuple[bool, str | None]:
     """Record and announce the start of a job the take script did not start; returns (abort requested, owner)."""
     record_key = keys.job_record(job_id)
@@ -71,9 +78,15 @@ async def _record_start(
             commands(pipe)
             (enqueued_at, abort_requested, owner), _, _ = await pipe.execute()
     if enqueued_at is None:
-        # Queued by another client (arq's own enqueue_job, a cron job): the record was created just now, without
-        # the lifetime the enqueue script gives it.
-        await redis.expire(record_key, settings.result_ttl + RECORD_MARGIN_S)
+        # Queued by another client (arq's own enqueue_job, or arq queueing a scheduled kind's cron job): the record
+        # was created just now. Give it what the enqueue script would have: its name, its enqueue time, a lifetime,
+        # and a place in the all-jobs listing, so such a run is an ordinary job in `GET /jobs`.
+        enqueued_ms = int(enqueue_time.timestamp() * 1000) if enqueue_time else timestamp_ms()
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hset(record_key, mapping={Field.NAME: name, Field.ENQUEUED_AT: enqueued_ms})
+            pipe.expire(record_key, settings.result_ttl + RECORD_MARGIN_S)
+            pipe.zadd(keys.ALL_JOBS_INDEX, {job_id: enqueued_ms * 1000})
+            await pipe.execute()
     return abort_requested is not None, owner.decode() if owner else None
 
 
@@ -117,6 +130,7 @@ class _Run:
         self.redis = ctx["redis"]
         self.job_id: str = ctx["job_id"]
         self.attempt: int = ctx["job_try"]
+        self.enqueue_time: datetime | None = ctx.get("enqueue_time")
 
     async def start(self) -> JobContext:
         """Record the start (unless the take script did) and build the job's context; raise `JobAborted` if an
@@ -125,7 +139,9 @@ class _Run:
         if claimed is not None and claimed.recorded:
             aborted, owner = claimed.abort_requested, claimed.owner
         else:
-            aborted, owner = await _record_start(self.job_id, self.attempt, self.redis, self.engine, self.settings)
+            aborted, owner = await _record_start(
+                self.job_id, self.attempt, self.redis, self.engine, self.settings, self.kind.name, self.enqueue_time
+            )
         if self.engine is not None and self.engine.aborts.pending(self.job_id):
             aborted = True
         if aborted:
@@ -196,7 +212,15 @@ def functions(kinds: Kinds) -> list[Function]:
 def scheduled(kinds: Kinds) -> list[CronJob]:
     """arq cron jobs for the kinds with a `schedule`: `unique`, so one worker of many runs each tick."""
     return [
-        cron(_wrap(kind), name=kind.name, unique=True, timeout=kind.timeout_s, **parse_cron(kind.schedule))
+        # keep_result=None: the worker's own (arq's default for a cron job, 0, would drop each run from the listing).
+        cron(
+            _wrap(kind),
+            name=kind.name,
+            unique=True,
+            timeout=kind.timeout_s,
+            keep_result=None,
+            **parse_cron(kind.schedule),
+        )
         for kind in kinds.values()
         if kind.schedule is not None
     ]

@@ -18,41 +18,52 @@ from arq.utils import timestamp_ms
 from service.core import keys
 from service.core.record import LUA_ANNOUNCE, lua
 
-REPLIES_PER_JOB = 5
+REPLIES_PER_JOB = 6
 
-# Returns five values per claimed job: id, queue score, whether the start was recorded (and the claim is short),
-# whether an abort was asked for before, the owner (or false). Keys other than the queue are named from ARGV
-# prefixes, not declared in KEYS: the script is for one server, as arq is (no Redis Cluster).
-# KEYS: queue. ARGV: now ms, arq's claim lifetime ms, read offset, read count, free slots, short claim ms, worker id,
-# then the prefixes: in-progress, retry counter, record, events channel.
+# Returns first when the next job not yet due in any of these queues is due (ms; -1 if none), then six values per
+# claimed job: id, queue score, whether the start was recorded (and the claim is short), whether an abort was asked
+# for before, the owner (or false), the index of its queue in KEYS. The queues are read in order, so while a job of
+# an earlier queue is due it is taken first. Keys other than the queues are named from ARGV prefixes, not declared
+# in KEYS: the script is for one server, as arq is (no Redis Cluster).
+# KEYS: the worker's queues, in priority order. ARGV: now ms, arq's claim lifetime ms, read count per queue, free
+# slots, short claim ms, worker id, then the prefixes: in-progress, retry counter, record, events channel.
 TAKE_SCRIPT = lua(
     """
-local now, claim_ms, short_claim_ms, worker = ARGV[1], ARGV[2], ARGV[6], ARGV[7]
-local claim_prefix, retry_prefix, record_prefix, events_prefix = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
-local free, taken = tonumber(ARGV[5]), {}
-for i = 1, #due, 2 do
-  if free == 0 then break end
-  local id = due[i]
-  local claim = claim_prefix .. id
-  if redis.call('EXISTS', claim) == 0 then
-    free = free - 1
-    local lifetime, recorded, abort = claim_ms, 0, 0
-    local record = record_prefix .. id
-    local seen = redis.call('HMGET', record, '$enqueued_at', '$abort_requested', '$owner')
-    if seen[1] then
-      lifetime, recorded = short_claim_ms, 1
-      if seen[2] then abort = 1 end
-      -- arq's run_job counts this try next (INCR of the retry counter): this is its number.
-      local attempt = tonumber(redis.call('GET', retry_prefix .. id) or '0') + 1
-      redis.call('HSET', record, '$started_at', now, '$attempt', attempt, '$worker', worker)
-      local events_key = events_prefix .. id
-      $announce
+local now, claim_ms, count, short_claim_ms, worker = ARGV[1], ARGV[2], ARGV[3], ARGV[5], ARGV[6]
+local claim_prefix, retry_prefix, record_prefix, events_prefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local free, taken, next_due = tonumber(ARGV[4]), {-1}, false
+for q = 1, #KEYS do
+  if free > 0 then
+    local due = redis.call('ZRANGEBYSCORE', KEYS[q], '-inf', now, 'WITHSCORES', 'LIMIT', 0, count)
+    for i = 1, #due, 2 do
+      if free == 0 then break end
+      local id = due[i]
+      local claim = claim_prefix .. id
+      if redis.call('EXISTS', claim) == 0 then
+        free = free - 1
+        local lifetime, recorded, abort = claim_ms, 0, 0
+        local record = record_prefix .. id
+        local seen = redis.call('HMGET', record, '$enqueued_at', '$abort_requested', '$owner')
+        if seen[1] then
+          lifetime, recorded = short_claim_ms, 1
+          if seen[2] then abort = 1 end
+          -- arq's run_job counts this try next (INCR of the retry counter): this is its number.
+          local attempt = tonumber(redis.call('GET', retry_prefix .. id) or '0') + 1
+          redis.call('HSET', record, '$started_at', now, '$attempt', attempt, '$worker', worker)
+          local events_key = events_prefix .. id
+          $announce
+        end
+        redis.call('PSETEX', claim, lifetime, '1')
+        for _, value in ipairs({id, due[i + 1], recorded, abort, seen[3] or '', q - 1}) do
+          taken[#taken + 1] = value
+        end
+      end
     end
-    redis.call('PSETEX', claim, lifetime, '1')
-    for _, value in ipairs({id, due[i + 1], recorded, abort, seen[3]}) do taken[#taken + 1] = value end
   end
+  local upcoming = redis.call('ZRANGEBYSCORE', KEYS[q], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if upcoming[2] and (not next_due or tonumber(upcoming[2]) < next_due) then next_due = tonumber(upcoming[2]) end
 end
+if next_due then taken[1] = next_due end
 return taken
 """.replace("$announce", LUA_ANNOUNCE)
 )
@@ -67,27 +78,36 @@ class Claimed:
     recorded: bool  # its start is recorded and announced, and its claim is the short one the keeper renews
     abort_requested: bool
     owner: str | None
+    queue_key: str  # the queue it was taken from
 
 
 async def take(
     pool: ArqRedis,
-    queue: str,
+    queue_keys: list[str],
     *,
-    offset: int,
     count: int,
     free: int,
     claim_ms: int,
     short_claim_ms: int,
     worker_id: str,
-) -> list[Claimed]:
-    """Claim up to `free` of the next `count` due jobs of `queue`."""
+) -> tuple[list[Claimed], int | None]:
+    """Claim up to `free` of the due jobs of `queue_keys`, earlier queues first; returns them, and when the next
+    job not due yet is due (ms), if there is one."""
     prefixes = [in_progress_key_prefix, retry_key_prefix, keys.job_record(""), keys.job_events("")]
-    args: list[str | int] = [timestamp_ms(), claim_ms, offset, count, free, short_claim_ms, worker_id, *prefixes]
-    replies = await pool.register_script(TAKE_SCRIPT)(keys=[queue], args=args)
+    args: list[str | int] = [timestamp_ms(), claim_ms, count, free, short_claim_ms, worker_id, *prefixes]
+    replies = await pool.register_script(TAKE_SCRIPT)(keys=queue_keys, args=args)
+    next_due, jobs = int(replies[0]), replies[1:]
     claimed = []
-    for n in range(0, len(replies), REPLIES_PER_JOB):
-        raw_id, score, recorded, abort, owner = replies[n : n + REPLIES_PER_JOB]
+    for n in range(0, len(jobs), REPLIES_PER_JOB):
+        raw_id, score, recorded, abort, owner, queue = jobs[n : n + REPLIES_PER_JOB]
         claimed.append(
-            Claimed(raw_id.decode(), int(float(score)), recorded == 1, abort == 1, owner.decode() if owner else None)
+            Claimed(
+                raw_id.decode(),
+                int(float(score)),
+                recorded == 1,
+                abort == 1,
+                owner.decode() or None,
+                queue_keys[int(queue)],
+            )
         )
-    return claimed
+    return claimed, (next_due if next_due >= 0 else None)

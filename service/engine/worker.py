@@ -21,17 +21,26 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 import uvloop
+from arq.constants import (
+    abort_jobs_ss,
+    health_check_key_suffix,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from arq.typing import SecondsTimedelta, StartupShutdown
-from arq.utils import to_seconds
+from arq.utils import to_ms, to_seconds
 from arq.worker import Worker
 
-from service.core import events
+from service.core import events, keys
 from service.core.counters import MetricsBuffer
 from service.engine import compat, heartbeat, wakeup
 from service.engine.aborts import Aborts
@@ -57,6 +66,7 @@ class ServiceWorker(Worker):
         *,
         settings: Settings | None = None,
         worker_id: str | None = None,
+        queues: Sequence[str] = (keys.DEFAULT_QUEUE,),
         poll_delay: SecondsTimedelta = 0.5,
         on_startup: StartupShutdown | None = None,
         on_shutdown: StartupShutdown | None = None,
@@ -66,9 +76,15 @@ class ServiceWorker(Worker):
         compat.check_arq_version()  # before anything runs: never an outage at the first job
         if kwargs.pop("allow_abort_jobs", False):
             logger.info("allow_abort_jobs is not needed: this worker hears aborts through pub/sub")
-        # arq's own loop sleeps poll_delay between polls; this worker waits in `_poll_iteration` instead.
+        if not queues:
+            raise ValueError("a worker serves at least one queue")
+        # arq's own loop sleeps poll_delay between polls; this worker waits in `_poll_iteration` instead. arq's
+        # `queue_name` is the first queue's (arq queues its cron jobs there); `arq --check` reads the default
+        # queue's health key whichever queues a worker serves.
+        kwargs.setdefault("health_check_key", keys.queue_key(keys.DEFAULT_QUEUE) + health_check_key_suffix)
         super().__init__(
             functions,
+            queue_name=keys.queue_key(queues[0]),
             poll_delay=0,
             allow_abort_jobs=False,
             on_startup=self._startup,
@@ -79,6 +95,9 @@ class ServiceWorker(Worker):
         self.settings = settings or get_settings()
         self.worker_id = worker_id or heartbeat.new_worker_id()
         self.max_wait_s = to_seconds(poll_delay)
+        self.queues = list(queues)
+        self.queue_keys = [keys.queue_key(queue) for queue in queues]
+        self._next_due_ms: int | None = None
         self._hooks = {"startup": on_startup, "shutdown": on_shutdown, "after_job_end": after_job_end}
         self.aborts = Aborts(self.job_tasks, self.aborting_tasks)
         self.stats: Counter[str] = Counter()  # jobs running and done, for the heartbeat
@@ -184,7 +203,7 @@ class ServiceWorker(Worker):
             raise asyncio.CancelledError
         if self._polled and not self._wake.is_set():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.max_wait_s):
+                async with asyncio.timeout(self._wait_s()):
                     await self._wake.wait()
         self._polled = True
         # Cleared before the worker looks at the queue, so a job queued while it looks wakes it again.
@@ -203,14 +222,21 @@ class ServiceWorker(Worker):
                 job_task.result()  # as arq: an error in run_job itself ends the worker
         await self.heart_beat()
 
+    def _wait_s(self) -> float:
+        """Until the next scheduled job is due (as the last look at the queues saw it), at most `poll_delay`: an
+        enqueue or a job's end wakes the worker before that, and the bound catches what no message announces (a
+        retry's back-off ending, arq's cron jobs, a wake-up lost while the subscription was down)."""
+        if self._next_due_ms is None:
+            return self.max_wait_s
+        return max(0.0, min(self.max_wait_s, (self._next_due_ms - time.time() * 1000) / 1000))
+
     async def _take_jobs(self, count: int) -> None:
         free = self.max_jobs - self.job_counter
         if free <= 0:
             return
-        claimed = await take(
+        claimed, self._next_due_ms = await take(
             self.pool,
-            self.queue_name,
-            offset=0,
+            self.queue_keys,
             count=count,
             free=free,
             claim_ms=int(self.in_progress_timeout_s * 1000),
@@ -240,6 +266,54 @@ class ServiceWorker(Worker):
         if self._saturated or self.job_counter == 0:
             self._wake.set()
 
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """arq's `Worker.finish_job` (arq 0.28), on the queue the job was taken from rather than `queue_name`."""
+        async with self.pool.pipeline(transaction=True) as tr:
+            delete_keys = []
+            in_progress_key = in_progress_key_prefix + job_id
+            if keep_in_progress is None:
+                delete_keys += [in_progress_key]
+            else:
+                tr.pexpire(in_progress_key, to_ms(keep_in_progress))
+            queue = self._queue_of(job_id)
+            if finish:
+                if result_data:
+                    expire = None if keep_result_forever else result_timeout_s
+                    tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+                delete_keys += [retry_key_prefix + job_id, job_key_prefix + job_id]
+                tr.zrem(abort_jobs_ss, job_id)
+                tr.zrem(queue, job_id)
+            elif incr_score:
+                tr.zincrby(queue, incr_score, job_id)
+            if delete_keys:
+                tr.delete(*delete_keys)
+            await tr.execute()
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        """arq's `Worker.finish_failed_job` (arq 0.28), on the queue the job was taken from."""
+        async with self.pool.pipeline(transaction=True) as tr:
+            tr.delete(retry_key_prefix + job_id, in_progress_key_prefix + job_id, job_key_prefix + job_id)
+            tr.zrem(abort_jobs_ss, job_id)
+            tr.zrem(self._queue_of(job_id), job_id)
+            keep_result = self.keep_result_forever or self.keep_result_s > 0
+            if result_data is not None and keep_result:
+                expire = 0 if self.keep_result_forever else self.keep_result_s
+                tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+            await tr.execute()
+
+    def _queue_of(self, job_id: str) -> str:
+        claimed = self._claimed.get(job_id)
+        return claimed.queue_key if claimed is not None else self.queue_name
+
     async def close(self) -> None:
         # arq's close() deletes `health_check_key`, which every worker of the queue shares, and `arq --check` would
         # then fail for every remaining worker until its next record (up to health_check_interval). This worker's
@@ -255,6 +329,7 @@ ServiceWorker.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         *inspect.signature(Worker).parameters.values(),
         inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("worker_id", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("queues", inspect.Parameter.KEYWORD_ONLY, default=(keys.DEFAULT_QUEUE,)),
     ]
 )
 

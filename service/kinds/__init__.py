@@ -12,7 +12,7 @@ from typing import Any
 
 from service.core.failures import PermanentFailure, TransientFailure
 from service.kinds.context import JobContext
-from service.kinds.declare import REGISTRY, Backoff, Kind, job_kind
+from service.kinds.declare import DEFAULT_QUEUE, REGISTRY, Backoff, Kind, job_kind
 
 # The kinds this service ships with; add a module of yours here (one line) or to JOB_KINDS.
 KIND_MODULES = (
@@ -25,12 +25,22 @@ Kinds = dict[str, Kind[Any, Any]]
 
 
 def load_kinds(extra_modules: Iterable[str] = ()) -> Kinds:
-    """Import the kinds' modules and return their kinds by name, in declaration order."""
+    """Import the kinds' modules and return their kinds by name: module by module in the order given, each module's
+    in declaration order (whichever module happened to be imported first)."""
     modules = [*KIND_MODULES, *(m for m in extra_modules if m not in KIND_MODULES)]
     for module in modules:
         importlib.import_module(module)
-    wanted = set(modules)
-    return {name: kind for name, kind in REGISTRY.items() if kind.module in wanted}
+    order = {module: n for n, module in enumerate(modules)}
+    declared = sorted(
+        (kind for kind in REGISTRY.values() if kind.module in order), key=lambda kind: order[kind.module]
+    )  # sorted() is stable: within a module, declaration order
+    return {kind.name: kind for kind in declared}
+
+
+def queues_of(kinds: Kinds) -> list[str]:
+    """Every queue the kinds name: `default` first, then the others in the kinds' order (a worker's priorities when
+    WORKER_QUEUES is not set)."""
+    return list(dict.fromkeys([DEFAULT_QUEUE, *(kind.queue for kind in kinds.values())]))
 
 
 __all__ = [
@@ -43,4 +53,5 @@ __all__ = [
     "TransientFailure",
     "job_kind",
     "load_kinds",
+    "queues_of",
 ]

@@ -91,7 +91,7 @@ def job_kind(
         kind_name = name or run.__name__
         if not NAME_PATTERN.fullmatch(kind_name):
             raise ValueError(f"job kind name {kind_name!r} must match {NAME_PATTERN.pattern}")
-        if not QUEUE_PATTERN.fullmatch(queue):
+        if not QUEUE_PATTERN.fullmatch(queue) or queue == "health-check":
             raise ValueError(f"queue name {queue!r} must match {QUEUE_PATTERN.pattern}")
         if max_tries < 1:
             raise ValueError("max_tries must be at least 1")

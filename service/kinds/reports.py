@@ -74,6 +74,7 @@ class ReportResult(BaseModel):
     title="Report",
     description="Write a CSV report of `rows` rows for its owner over about 20 s, with progress",
     owner_required=True,
+    queue="reports",  # a thousand reports never make a notification wait
 )
 async def generate_report(job: JobContext, args: ReportArgs) -> ReportResult:
     if job.owner is None:

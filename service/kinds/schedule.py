@@ -1,4 +1,5 @@
-"""Cron expressions (five fields: minute hour day month weekday) as arq's `cron()` options, and their next run."""
+"""Cron expressions as arq's `cron()` options, and their next run: five fields (minute hour day month weekday), or
+six with the seconds first (`*/10 * * * * *`: every ten seconds)."""
 
 from datetime import datetime
 from typing import Any
@@ -7,6 +8,7 @@ from arq.cron import next_cron
 
 # (field, lowest, highest) in the order of a cron expression.
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
+SECONDS = ("second", 0, 59)
 
 
 def _values(text: str, low: int, high: int) -> set[int] | None:
@@ -34,15 +36,21 @@ def _values(text: str, low: int, high: int) -> set[int] | None:
 def parse_cron(expression: str) -> dict[str, Any]:
     """`"*/5 * * * *"` -> arq's `cron(minute={0, 5, ...})` options; ValueError for anything else."""
     parts = expression.split()
-    if len(parts) != len(FIELDS):
-        raise ValueError(f"a cron expression has five fields (minute hour day month weekday), not {expression!r}")
-    options: dict[str, Any] = {}
-    for text, (name, low, high) in zip(parts, FIELDS, strict=True):
+    fields = (SECONDS, *FIELDS) if len(parts) == len(FIELDS) + 1 else FIELDS
+    if len(parts) != len(fields):
+        raise ValueError(
+            f"a cron expression has five fields (minute hour day month weekday), or six with seconds first, "
+            f"not {expression!r}"
+        )
+    options: dict[str, Any] = {"second": 0}
+    for text, (name, low, high) in zip(parts, fields, strict=True):
         try:
             values = _values(text, low, high)
         except ValueError as e:
             raise ValueError(f"cron field {name} in {expression!r}: {e}") from None
-        if values is not None:
+        if values is None and name == "second":
+            options["second"] = None  # every second (arq's cron() means second 0 when it is left out)
+        elif values is not None:
             # cron counts weekdays from Sunday (0 or 7), arq from Monday (datetime.weekday()).
             options[name] = {(v - 1) % 7 for v in values} if name == "weekday" else values
     return options

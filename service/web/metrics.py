@@ -5,7 +5,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from arq.connections import ArqRedis
-from arq.constants import default_queue_name
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -13,6 +12,7 @@ from prometheus_client.registry import Collector
 from service.core import keys
 from service.core.counters import DURATION_BUCKETS
 from service.core.workers import alive_workers
+from service.kinds import Kinds, queues_of
 
 # The outcomes a worker records, under the names Flower and Celery users look for (others keep their own name).
 OUTCOME_METRICS = {"success": "completed", "failure": "failed", "retry": "retried"}
@@ -51,16 +51,31 @@ def _histogram(durations: dict[bytes, bytes]) -> HistogramMetricFamily:
     return family
 
 
-async def render_metrics(redis: ArqRedis, kinds: Iterable[str]) -> bytes:
-    """The metrics; `kinds` are the declared kinds' names, each labelled from the start."""
+def _per_queue(name: str, doc: str, values: dict[str, float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=["queue"])
+    for queue, value in values.items():
+        family.add_metric([queue], value)
+    return family
+
+
+async def render_metrics(redis: ArqRedis, kinds: Kinds) -> bytes:
+    """The metrics; every declared kind is labelled from the start, and every queue a kind names."""
     now_ms = int(time.time() * 1000)
+    queues = queues_of(kinds)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.METRICS_ENQUEUED)
         pipe.hgetall(keys.METRICS_OUTCOMES)
         pipe.hgetall(keys.METRICS_DURATIONS)
-        pipe.zcount(default_queue_name, "-inf", now_ms)
-        pipe.zcount(default_queue_name, f"({now_ms}", "+inf")
-        enqueued, outcomes, durations, depth, scheduled = await pipe.execute()
+        for queue in queues:
+            pipe.zcount(keys.queue_key(queue), "-inf", now_ms)
+            pipe.zcount(keys.queue_key(queue), f"({now_ms}", "+inf")
+            pipe.zrangebyscore(keys.queue_key(queue), "-inf", now_ms, start=0, num=1, withscores=True)
+        enqueued, outcomes, durations, *per_queue = await pipe.execute()
+    depth = dict(zip(queues, per_queue[0::3], strict=True))
+    scheduled = dict(zip(queues, per_queue[1::3], strict=True))
+    oldest = {
+        q: (now_ms - first[0][1]) / 1000 if first else 0.0 for q, first in zip(queues, per_queue[2::3], strict=True)
+    }
     workers = await alive_workers(redis, time.time())
     names = list(kinds)
 
@@ -76,12 +91,11 @@ async def render_metrics(redis: ArqRedis, kinds: Iterable[str]) -> bytes:
         _counter("retried", "Tries that failed and were scheduled again", by_outcome["retried"], names),
         _counter("aborted", "Jobs aborted through the API", by_outcome["aborted"], names),
         _histogram(durations),
-        GaugeMetricFamily("arqjobs_queue_depth", "Jobs due to run and waiting for a worker", value=depth),
-        GaugeMetricFamily(
-            "arqjobs_jobs_scheduled",
-            "Jobs in the queue not due yet (deferred, or a retry waiting out its back-off)",
-            value=scheduled,
+        _per_queue("arqjobs_queue_depth", "Jobs due to run, waiting for a worker or running", depth),
+        _per_queue(
+            "arqjobs_jobs_scheduled", "Jobs not due yet (scheduled, or a retry waiting out its back-off)", scheduled
         ),
+        _per_queue("arqjobs_oldest_due_job_age_seconds", "How long the longest-due job has been due", oldest),
         GaugeMetricFamily("arqjobs_jobs_in_progress", "Jobs running now", value=sum(w["running"] for w in workers)),
         GaugeMetricFamily("arqjobs_workers", "Live worker processes", value=len(workers)),
     ]

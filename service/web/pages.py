@@ -1,6 +1,7 @@
 """The web page and the operator's dashboard: static files, plus the dashboard's one data endpoint."""
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -14,6 +15,8 @@ from service.core.reads import list_jobs
 from service.core.status import Status
 from service.core.views import JobView
 from service.core.workers import WorkerInfo, alive_workers
+from service.kinds import queues_of
+from service.kinds.schedule import next_run
 from service.web.deps import ArqDep, CurrentUser, KindsDep
 
 STATIC = Path(__file__).parent / "static"
@@ -25,7 +28,8 @@ static_files = StaticFiles(directory=STATIC)
 
 class QueueOut(BaseModel):
     name: str
-    depth: int
+    depth: int  # due now (waiting or running)
+    scheduled: int  # not due yet
 
 
 class MinuteOut(BaseModel):
@@ -37,6 +41,8 @@ class KindSummaryOut(BaseModel):
     name: str
     title: str
     queue: str
+    schedule: str | None = None
+    next_run: datetime | None = None
 
 
 class DashboardOut(BaseModel):
@@ -65,14 +71,31 @@ async def read_dashboard_data(user: CurrentUser, arq: ArqDep, kinds: KindsDep) -
         raise NotOwner("the dashboard is for admins")
     now = time.time()
     minutes = [int(now) // 60 - n for n in range(CHART_MINUTES - 1, -1, -1)]
+    queues = queues_of(kinds)
+    now_ms = int(now * 1000)
     async with arq.pipeline(transaction=False) as pipe:
-        pipe.zcard("arq:queue")
         pipe.mget([keys.finished_per_minute(m) for m in minutes])
-        depth, finished = await pipe.execute()
+        for queue in queues:
+            pipe.zcount(keys.queue_key(queue), "-inf", now_ms)
+            pipe.zcount(keys.queue_key(queue), f"({now_ms}", "+inf")
+        finished, *counts = await pipe.execute()
+    at = datetime.fromtimestamp(now, UTC)
     failed, _ = await list_jobs(arq, keys.ALL_JOBS_INDEX, status=Status.FAILURE, limit=20, cursor=None)
     return DashboardOut(
-        kinds=[KindSummaryOut(name=k.name, title=k.title, queue=k.queue) for k in kinds.values()],
-        queues=[QueueOut(name="arq:queue", depth=depth)],
+        kinds=[
+            KindSummaryOut(
+                name=k.name,
+                title=k.title,
+                queue=k.queue,
+                schedule=k.schedule,
+                next_run=next_run(k.schedule, at) if k.schedule else None,
+            )
+            for k in kinds.values()
+        ],
+        queues=[
+            QueueOut(name=queue, depth=due, scheduled=later)
+            for queue, due, later in zip(queues, counts[0::2], counts[1::2], strict=True)
+        ],
         workers=await alive_workers(arq, now),
         throughput=[MinuteOut(minute=m * 60, finished=int(f or 0)) for m, f in zip(minutes, finished, strict=True)],
         failed=failed,

@@ -59,7 +59,8 @@ class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     redis: Literal["ok", "unavailable"]
     workers: int
-    queued: int
+    queued: int = Field(description="jobs due to run now, in every queue")
+    queues: dict[str, int] = Field(default_factory=dict, description="jobs due to run now, per queue")
 
 
 class ErrorDetailOut(BaseModel):

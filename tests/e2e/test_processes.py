@@ -45,7 +45,13 @@ def test_health_counts_each_worker(
     wait_until(lambda: httpx.get(f"{url}/health").json()["workers"] == 2, "two live workers")
     assert first.stop() == 0
     # The stopped worker leaves at once; the other still counts, and still passes arq's own check.
-    assert httpx.get(f"{url}/health").json() == {"status": "ok", "redis": "ok", "workers": 1, "queued": 0}
+    assert httpx.get(f"{url}/health").json() == {
+        "status": "ok",
+        "redis": "ok",
+        "workers": 1,
+        "queued": 0,
+        "queues": {"default": 0, "reports": 0},
+    }
     wait_until(lambda: worker_check(env), "arq --check to pass for the remaining worker")
     assert second.stop() == 0
     assert httpx.get(f"{url}/health").json()["workers"] == 0

@@ -26,7 +26,7 @@ from tests.integration.helpers import auth
 V1_KINDS = {
     "run_sleep_task": {"queue": "default", "owner_required": False},
     "send_notification": {"queue": "default", "owner_required": False},
-    "generate_report": {"queue": "default", "owner_required": True},
+    "generate_report": {"queue": "reports", "owner_required": True},
 }
 
 
@@ -226,7 +226,7 @@ async def test_a_kind_added_in_its_own_module_is_seen_everywhere(
 
     admin = auth(team_settings, "root", admin=True)
     dashboard = (await team_client.get("/dashboard/data", headers=admin)).json()
-    assert {"name": "count_to", "title": "Count", "queue": "default"} in dashboard["kinds"]
+    assert IsPartialDict(name="count_to", title="Count", queue="default", schedule=None) in dashboard["kinds"]
     metrics = (await team_client.get("/metrics")).text
     assert 'arqjobs_jobs_enqueued_total{job="count_to"} 1.0' in metrics
     assert 'arqjobs_jobs_enqueued_total{job="run_sleep_task"} 0.0' in metrics  # every kind labelled from the start

@@ -56,7 +56,7 @@ async def test_metrics_count_every_outcome(
     assert got[("arqjobs_jobs_aborted_total", task)] == 1
     assert got[("arqjobs_job_duration_seconds_count", task)] == 3
     assert got[("arqjobs_job_duration_seconds_bucket", (*task, ("le", "+Inf")))] == 3
-    assert got[("arqjobs_queue_depth", ())] == 0
+    assert got[("arqjobs_queue_depth", (("queue", "default"),))] == 0
     assert got[("arqjobs_jobs_in_progress", ())] == 0
 
 
@@ -71,7 +71,10 @@ async def test_dashboard_data_is_for_admins(
     assert (await client.get("/dashboard/data")).status_code == 401
     assert (await client.get("/dashboard/data", headers=auth(settings, "alice"))).status_code == 403
     data = (await client.get("/dashboard/data", headers=auth(settings, "ops", admin=True))).json()
-    assert data["queues"] == [{"name": "arq:queue", "depth": 0}]
+    assert data["queues"] == [
+        {"name": "default", "depth": 0, "scheduled": 0},
+        {"name": "reports", "depth": 0, "scheduled": 0},
+    ]
     assert len(data["throughput"]) == 60 and data["throughput"][-1]["finished"] == 2
     assert [job["error"]["type"] for job in data["failed"]] == ["PermanentFailure"]
 
@@ -136,8 +139,10 @@ async def test_queue_depth_counts_due_jobs_and_scheduled_ones_apart(client: Asyn
     later = (await client.post("/tasks", json={"type": 0})).json()["task_id"]
     await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})
     got = samples((await client.get("/metrics")).text)
-    assert got[("arqjobs_queue_depth", ())] == len(due) == (await client.get("/health")).json()["queued"]
-    assert got[("arqjobs_jobs_scheduled", ())] == 1
+    default = (("queue", "default"),)
+    assert got[("arqjobs_queue_depth", default)] == len(due) == (await client.get("/health")).json()["queued"]
+    assert got[("arqjobs_jobs_scheduled", default)] == 1
+    assert got[("arqjobs_queue_depth", (("queue", "reports"),))] == 0
 
 
 async def test_the_openapi_document_bounds_the_listing_limit(client: AsyncClient) -> None:

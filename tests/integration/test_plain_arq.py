@@ -16,6 +16,7 @@ from arq.worker import Worker
 from dirty_equals import IsInt, IsPartialDict, IsStr
 from httpx import AsyncClient
 
+from service.core import keys
 from service.core.connections import web_redis
 from service.core.serialization import job_deserializer, job_serializer
 from service.engine import compat, functions
@@ -80,6 +81,7 @@ async def test_the_contract_s_job_flows_on_a_plain_arq_worker(
     bounce = (await client.post("/send-notification/bounce@example.com")).json()["task_id"]
     report = (await client.post("/reports", json={"rows": 4}, headers=alice)).json()["task_id"]
     await plain_worker().main()
+    await plain_worker(queue_name=keys.queue_key("reports")).main()  # a plain arq worker serves one queue
 
     async def view(job_id: str) -> dict[str, Any]:
         return dict((await client.get(f"/jobs/{job_id}", headers=alice)).json())

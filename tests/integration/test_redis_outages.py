@@ -13,6 +13,8 @@ from service.dev.server import ValkeyServer, free_port
 from service.web.app import create_app
 from tests.conftest import make_settings
 
+QUEUES = {"default": 0, "reports": 0}
+
 
 @asynccontextmanager
 async def client_for(tmp_path: Path, redis_url: str) -> AsyncIterator[AsyncClient]:
@@ -40,7 +42,13 @@ async def assert_unavailable(client: AsyncClient) -> list[float]:
         assert response.json() == {"detail": "the job queue is unavailable, try again shortly"}
     health = await client.get("/health")
     assert health.status_code == 503
-    assert health.json() == {"status": "unavailable", "redis": "unavailable", "workers": 0, "queued": 0}
+    assert health.json() == {
+        "status": "unavailable",
+        "redis": "unavailable",
+        "workers": 0,
+        "queued": 0,
+        "queues": {},
+    }
     return took
 
 
@@ -51,7 +59,13 @@ async def test_the_app_starts_while_redis_is_down_and_recovers(
     async with client_for(tmp_path, f"redis://127.0.0.1:{port}/0") as client:
         await assert_unavailable(client)
         redis_server_factory(port=port)
-        assert (await client.get("/health")).json() == {"status": "ok", "redis": "ok", "workers": 0, "queued": 0}
+        assert (await client.get("/health")).json() == {
+            "status": "ok",
+            "redis": "ok",
+            "workers": 0,
+            "queued": 0,
+            "queues": QUEUES,
+        }
         assert (await client.post("/tasks", json={"type": 0})).status_code == 201
 
 

@@ -58,6 +58,8 @@ async def test_job_view_shows_started_while_running(client: AsyncClient, worker:
         "result": None,
         "error": None,
         "worker": None,
+        "queue": "default",
+        "scheduled_for": None,
     }
     run = asyncio.create_task(worker().main())
 

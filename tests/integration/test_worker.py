@@ -139,7 +139,13 @@ async def test_health_counts_the_jobs_due_not_the_deferred_ones(
     await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)
     later = (await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)).job_id
     await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})  # deferred, as arq queues a cron job
-    assert (await client.get("/health")).json() == {"status": "ok", "redis": "ok", "workers": 0, "queued": 1}
+    assert (await client.get("/health")).json() == {
+        "status": "ok",
+        "redis": "ok",
+        "workers": 0,
+        "queued": 1,
+        "queues": {"default": 1, "reports": 0},
+    }
 
 
 async def test_a_job_is_claimed_and_its_start_recorded_in_one_script(

@@ -4,6 +4,7 @@ answer an idempotent repeat with 200."""
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -45,8 +46,16 @@ class Submitter:
     idempotency_key: str | None
     fingerprint: str
 
-    async def __call__(self, kind: Kind[Any, Any], args: BaseModel | dict[str, Any], *, owner: str | None) -> str:
-        """Queue a job of `kind` for `owner`; returns its id (the first call's, for an Idempotency-Key repeat)."""
+    async def __call__(
+        self,
+        kind: Kind[Any, Any],
+        args: BaseModel | dict[str, Any],
+        *,
+        owner: str | None,
+        run_at: datetime | None = None,
+    ) -> str:
+        """Queue a job of `kind` on its queue for `owner`, due at once or at `run_at`; returns its id (the first
+        call's, for an Idempotency-Key repeat)."""
         kwargs = args.model_dump(mode="json") if isinstance(args, BaseModel) else args
         queued = await enqueue(
             self.arq,
@@ -57,6 +66,8 @@ class Submitter:
             max_active=self.settings.max_active_jobs_per_user,
             idempotency_key=self.idempotency_key,
             fingerprint=self.fingerprint,
+            queue=kind.queue,
+            run_at_ms=None if run_at is None else int(run_at.timestamp() * 1000),
         )
         if queued.created:
             self.metrics.add_enqueued(kind.name)

@@ -70,7 +70,10 @@ async def abort_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: Se
     check_visible(snapshot.view, user)
     if snapshot.view.status in TERMINAL_STATUSES:
         raise JobStateConflict(f"the job has already finished ({snapshot.view.status})")
-    outcome = await abort(arq, job_id, snapshot.function, snapshot.kwargs, snapshot.enqueued_ms, settings.result_ttl)
+    view = snapshot.view
+    outcome = await abort(
+        arq, job_id, snapshot.function, snapshot.kwargs, snapshot.enqueued_ms, settings.result_ttl, queue=view.queue
+    )
     if outcome == "terminal":
         raise JobStateConflict("the job finished before it could be aborted")
     if outcome == "missing":

@@ -1,11 +1,11 @@
 """Every declared kind of job: `GET /kinds` lists them, `POST /jobs` enqueues any of them, validated against the
 kind's own model (the OpenAPI document shows each kind's schema)."""
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, Self, Union
 
 from fastapi import APIRouter, Body, Response, status
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from service.core.exceptions import NotAuthenticated
 from service.kinds import Kind, Kinds
@@ -49,14 +49,50 @@ def _kind_out(kind: Kind[Any, Any], now: datetime) -> KindOut:
     )
 
 
-def _request_model(kind: Kind[Any, Any]) -> type[BaseModel]:
+MAX_DELAY_S = 366 * 24 * 3600
+
+
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO-8601 time with an offset, as a string")  # noqa: TRY004  # pydantic wants ValueError
+    return value
+
+
+class JobRequest(BaseModel):
+    """What every kind's `POST /jobs` body has besides `name` and `args`: when the job is due."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delay_s: Annotated[float, Field(strict=True, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)] | None = Field(
+        default=None, description="run it this many seconds from now (not with run_at)"
+    )
+    run_at: Annotated[AwareDatetime, BeforeValidator(_iso_text)] | None = Field(
+        default=None, description="run it at this time: ISO-8601 with an offset (not with delay_s); past: at once"
+    )
+
+    @model_validator(mode="after")
+    def _one_time_at_most(self) -> Self:
+        if self.delay_s is not None and self.run_at is not None:
+            raise ValueError("give delay_s or run_at, not both")
+        if self.run_at is not None and self.run_at > datetime.now(UTC) + timedelta(seconds=MAX_DELAY_S):
+            raise ValueError("run_at is more than a year ahead")
+        return self
+
+    def due(self) -> datetime | None:
+        """When the job is due, if it was enqueued for later."""
+        if self.delay_s is not None:
+            return datetime.now(UTC) + timedelta(seconds=self.delay_s)
+        return self.run_at
+
+
+def _request_model(kind: Kind[Any, Any]) -> type["JobRequest"]:
     """`{"name": "<kind>", "args": {...}}` for one kind; `args` may be left out where every field has a default."""
     all_optional = not any(field.is_required() for field in kind.args.model_fields.values())
     args_field = Field(default_factory=kind.args) if all_optional else Field()
     title = "".join(part.capitalize() for part in kind.name.split("_")) + "Job"
-    model: type[BaseModel] = create_model(
+    model: type[JobRequest] = create_model(
         title,
-        __config__=ConfigDict(extra="forbid", title=title),
+        __base__=JobRequest,
         __doc__=kind.description,
         name=(Literal[kind.name], ...),  # type: ignore[arg-type]  # a Literal of a runtime value
         args=(kind.args, args_field),
@@ -90,7 +126,7 @@ def kinds_router(kinds: Kinds) -> APIRouter:
         kind = kinds[request.name]
         if kind.owner_required and user is None:
             raise NotAuthenticated(f"a bearer token is required for {kind.name} jobs")
-        task_id = await submit(kind, request.args, owner=user.id if user else None)
+        task_id = await submit(kind, request.args, owner=user.id if user else None, run_at=request.due())
         response.headers["Location"] = f"/jobs/{task_id}"
         return TaskCreatedOut(task_id=task_id)
 

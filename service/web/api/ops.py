@@ -2,12 +2,12 @@
 
 import time
 
-from arq.constants import default_queue_name
 from fastapi import APIRouter, Response, status
 from redis.exceptions import RedisError
 
 from service.core import keys
 from service.core.workers import alive_since_ms
+from service.kinds import queues_of
 from service.web.deps import ArqDep, KindsDep, MetricsDep
 from service.web.errors import RETRY_AFTER_S
 from service.web.metrics import render_metrics
@@ -17,21 +17,24 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", responses={503: {"model": HealthOut}})
-async def read_health(arq: ArqDep, response: Response) -> HealthOut:
-    """`ok` with the number of live workers and of jobs due to run (deferred jobs, retries waiting out their backoff
-    and the cron jobs arq queues a moment early are not counted); 503 with the same shape while Redis is
-    unreachable."""
+async def read_health(arq: ArqDep, response: Response, kinds: KindsDep) -> HealthOut:
+    """`ok` with the number of live workers and of jobs due to run, in all and per queue (scheduled jobs, retries
+    waiting out their back-off and the cron jobs arq queues a moment early are not counted); 503 with the same
+    shape while Redis is unreachable."""
     now = time.time()
+    queues = queues_of(kinds)
     try:
         async with arq.pipeline(transaction=False) as pipe:
             pipe.zcount(keys.WORKERS_ZSET, alive_since_ms(now), "+inf")
-            pipe.zcount(default_queue_name, "-inf", int(now * 1000))
-            workers, queued = await pipe.execute()
+            for queue in queues:
+                pipe.zcount(keys.queue_key(queue), "-inf", int(now * 1000))
+            workers, *due = await pipe.execute()
     except (RedisError, OSError):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
-        return HealthOut(status="unavailable", redis="unavailable", workers=0, queued=0)
-    return HealthOut(status="ok", redis="ok", workers=workers, queued=queued)
+        return HealthOut(status="unavailable", redis="unavailable", workers=0, queued=0, queues={})
+    per_queue = dict(zip(queues, due, strict=True))
+    return HealthOut(status="ok", redis="ok", workers=workers, queued=sum(due), queues=per_queue)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -47,6 +47,8 @@ function render(row, view, token) {
     result.textContent = JSON.stringify(view.result);
   } else if (view.error) {
     result.textContent = `${view.error.type}: ${view.error.message}`;
+  } else if (view.status === "PENDING" && view.scheduled_for) {
+    result.textContent = `scheduled for ${new Date(view.scheduled_for).toLocaleTimeString()}`;
   }
 }
 
@@ -69,9 +71,15 @@ async function download(id, token) {
   URL.revokeObjectURL(link.href);
 }
 
+// A task now (POST /tasks, the tutorial's route), or in 10 s (POST /jobs with delay_s).
 for (const button of document.querySelectorAll("button[data-type]")) {
-  button.addEventListener("click", () =>
-    start(`${label("run_sleep_task")} (${button.textContent})`, api("POST", "/tasks", { body: { type: Number(button.dataset.type) } })).catch(() => {}));
+  button.addEventListener("click", () => {
+    const type = Number(button.dataset.type);
+    const request = document.getElementById("later").checked
+      ? api("POST", "/jobs", { body: { name: "run_sleep_task", args: { type }, delay_s: 10 } })
+      : api("POST", "/tasks", { body: { type } });
+    start(`${label("run_sleep_task")} (${button.textContent})`, request).catch(() => {});
+  });
 }
 
 document.getElementById("notify-form").addEventListener("submit", (event) => {

@@ -76,7 +76,9 @@ async function refresh() {
   try {
     const data = await api("GET", "/dashboard/data", { token });
     fillKinds(data.kinds);
-    fillTable("queues", data.queues.map((q) => [q.name, String(q.depth)]));
+    fillTable("queues", data.queues.map((q) => [q.name, String(q.depth), String(q.scheduled)]));
+    fillTable("schedules", data.kinds.filter((k) => k.schedule).map((k) => [k.title, text("code", k.schedule),
+      new Date(k.next_run).toLocaleString()]));
     fillTable("workers", data.workers.map((w) => [w.id, new Date(w.last_seen).toLocaleTimeString(), String(w.jobs_done), String(w.running)]));
     drawChart(data.throughput);
     fillTable("failed", data.failed.map((j) => [j.name, text("code", j.id.slice(0, 8)), `${j.error.type}: ${j.error.message}`,
@@ -85,7 +87,8 @@ async function refresh() {
     const name = document.getElementById("name-filter").value;
     const page = await api("GET", `/jobs?limit=100${status ? "&status=" + status : ""}`, { token });
     const jobs = page.items.filter((j) => !name || j.name === name);
-    fillTable("jobs", jobs.map((j) => [j.name, text("code", j.id.slice(0, 8)), text("span", j.status), j.owner || "-",
+    fillTable("jobs", jobs.map((j) => [j.name, text("code", j.id.slice(0, 8)), text("span", j.status), j.queue,
+      j.scheduled_for ? new Date(j.scheduled_for).toLocaleTimeString() : "-", j.owner || "-",
       TERMINAL.has(j.status) ? (j.status === "SUCCESS" ? "" : actionButton("Retry", () => act(`/jobs/${j.id}/retry`)))
         : actionButton("Abort", () => act(`/jobs/${j.id}/abort`))]));
     for (const span of document.querySelectorAll("#jobs span")) span.className = "status " + span.textContent;
