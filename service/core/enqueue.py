@@ -124,6 +124,7 @@ async def enqueue(
     max_active: int = 0,
     queue: str = keys.DEFAULT_QUEUE,
     run_at_ms: int | None = None,
+    job_id: str | None = None,
 ) -> Enqueued:
     """Queue `function_name(**kwargs)` on `queue` for arq's workers, due at once or at `run_at_ms`; raise
     `QuotaExceeded` if `owner` has `max_active` jobs (scheduled ones count).
@@ -134,7 +135,7 @@ async def enqueue(
     writes the job record, the listing indexes, the quota entry, the idempotency key (scoped to `owner`) and the
     wake-up for idle workers with the job itself.
     """
-    job_id = uuid4().hex
+    job_id = job_id or uuid4().hex
     now_ms = timestamp_ms()
     payload = serialize_job(function_name, (), kwargs, None, now_ms, serializer=job_serializer)
     due_ms = max(now_ms, run_at_ms or now_ms)

@@ -20,7 +20,8 @@ from service.core.record import LUA_ANNOUNCE, lua
 
 REPLIES_PER_JOB = 6
 
-# Returns first when the next job not yet due in any of these queues is due (ms; -1 if none), then six values per
+# Returns first when the next job not yet due in any of these queues is due (ms; -1 if none, or if every free slot
+# was filled: the worker then looks again as soon as one of its jobs ends), then six values per
 # claimed job: id, queue score, whether the start was recorded (and the claim is short), whether an abort was asked
 # for before, the owner (or false), the index of its queue in KEYS. The queues are read in order, so while a job of
 # an earlier queue is due it is taken first. Keys other than the queues are named from ARGV prefixes, not declared
@@ -60,8 +61,13 @@ for q = 1, #KEYS do
       end
     end
   end
-  local upcoming = redis.call('ZRANGEBYSCORE', KEYS[q], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if upcoming[2] and (not next_due or tonumber(upcoming[2]) < next_due) then next_due = tonumber(upcoming[2]) end
+end
+-- Only a worker with room left may wait for the next scheduled job; a full one looks again as its jobs end.
+if free > 0 then
+  for q = 1, #KEYS do
+    local upcoming = redis.call('ZRANGEBYSCORE', KEYS[q], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if upcoming[2] and (not next_due or tonumber(upcoming[2]) < next_due) then next_due = tonumber(upcoming[2]) end
+  end
 end
 if next_due then taken[1] = next_due end
 return taken

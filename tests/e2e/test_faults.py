@@ -204,3 +204,42 @@ def test_a_planted_pickle_never_runs(
     failed = wait_status(url, "planted", "FAILURE")
     assert failed["error"] == {"type": "DeserializationError", "message": "unable to deserialize job"}
     assert not marker.exists()
+
+
+def schedule(url: str, delay_s: float) -> str:
+    body = {"name": "send_notification", "args": {"email": "later@example.com"}, "delay_s": delay_s}
+    response = httpx.post(f"{url}/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["task_id"])
+
+
+def started_at_its_time(url: str, job_id: str) -> None:
+    done = wait_status(url, job_id, "SUCCESS")
+    assert str(done["started_at"]) >= str(done["scheduled_for"])  # ISO times in UTC: never early
+
+
+def test_a_job_scheduled_before_a_redis_restart_runs_at_its_time(
+    persistent_redis: ValkeyServer,
+    start_web: Callable[[], str],
+    start_worker: Callable[[], Proc],
+    env: dict[str, str],
+) -> None:
+    url = start_web()
+    start_worker()
+    job_id = schedule(url, 4)
+    outage(persistent_redis, url, 1)  # a restart while the job waits for its time: it lives in the AOF
+    assert view(url, job_id)["status"] == "PENDING"
+    started_at_its_time(url, job_id)
+    assert len(log_lines(env)) == 1
+
+
+def test_a_worker_killed_while_it_waits_for_a_scheduled_job_loses_nothing(
+    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str]
+) -> None:
+    url = start_web()
+    first, second = start_worker(), start_worker()
+    job_id = schedule(url, 3)
+    first.stop(signal.SIGKILL)  # it may have been the one sleeping towards the job: the other runs it
+    started_at_its_time(url, job_id)
+    assert view(url, job_id)["worker"] and len(log_lines(env)) == 1
+    assert second.process.poll() is None

@@ -28,10 +28,14 @@ def command(service: dict[str, Any]) -> str:
 
 def test_compose_runs_the_contracts_commands(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "web", "worker"}
+    assert set(services) == {"redis", "web", "worker", "report-worker"}
     assert command(services["web"]) == WEB + WEB_OPTIONS
-    assert command(services["worker"]) == WORKER
-    assert shlex.join(services["worker"]["healthcheck"]["test"][1:]) == LOCAL_CHECK
+    for name in ("worker", "report-worker"):
+        assert command(services[name]) == WORKER
+        assert shlex.join(services[name]["healthcheck"]["test"][1:]) == LOCAL_CHECK
+    # A dedicated report worker beside the general ones, which leave reports to it.
+    assert services["worker"]["environment"]["WORKER_QUEUES"] == "default"
+    assert services["report-worker"]["environment"]["WORKER_QUEUES"] == "reports,default"
     # Scalable with --scale worker=3: no fixed name or host port on the worker.
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
 
@@ -41,7 +45,7 @@ def test_compose_persists_redis_and_wires_settings(compose: dict[str, Any]) -> N
     redis_cmd = services["redis"]["command"]
     assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"
     assert services["redis"]["volumes"][0].endswith(":/data")
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "report-worker"):
         env = services[name]["environment"]
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")  # refuses to start without a real key

@@ -53,6 +53,8 @@ class Submitter:
         *,
         owner: str | None,
         run_at: datetime | None = None,
+        job_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
         """Queue a job of `kind` on its queue for `owner`, due at once or at `run_at`; returns its id (the first
         call's, for an Idempotency-Key repeat)."""
@@ -64,8 +66,9 @@ class Submitter:
             owner=owner,
             record_ttl_s=self.settings.result_ttl,
             max_active=self.settings.max_active_jobs_per_user,
-            idempotency_key=self.idempotency_key,
+            idempotency_key=idempotency_key or self.idempotency_key,
             fingerprint=self.fingerprint,
+            job_id=job_id,
             queue=kind.queue,
             run_at_ms=None if run_at is None else int(run_at.timestamp() * 1000),
         )
