@@ -20,8 +20,9 @@ from service.core.record import LUA_ANNOUNCE, lua
 
 REPLIES_PER_JOB = 6
 
-# Returns first when the next job not yet due in any of these queues is due (ms; -1 if none, or if every free slot
-# was filled: the worker then looks again as soon as one of its jobs ends), then six values per
+# Returns first when the next job not yet due in any of these queues is due (ms; -1 if none is among the first
+# `count` of its queue, or if every free slot was filled: the worker then looks again as one of its jobs ends),
+# then six values per
 # claimed job: id, queue score, whether the start was recorded (and the claim is short), whether an abort was asked
 # for before, the owner (or false), the index of its queue in KEYS. The queues are read in order, so while a job of
 # an earlier queue is due it is taken first. Keys other than the queues are named from ARGV prefixes, not declared
@@ -30,43 +31,40 @@ REPLIES_PER_JOB = 6
 # slots, short claim ms, worker id, then the prefixes: in-progress, retry counter, record, events channel.
 TAKE_SCRIPT = lua(
     """
-local now, claim_ms, count, short_claim_ms, worker = ARGV[1], ARGV[2], ARGV[3], ARGV[5], ARGV[6]
+local now, claim_ms, count, short_claim_ms, worker = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[5], ARGV[6]
 local claim_prefix, retry_prefix, record_prefix, events_prefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local free, taken, next_due = tonumber(ARGV[4]), {-1}, false
 for q = 1, #KEYS do
-  if free > 0 then
-    local due = redis.call('ZRANGEBYSCORE', KEYS[q], '-inf', now, 'WITHSCORES', 'LIMIT', 0, count)
-    for i = 1, #due, 2 do
-      if free == 0 then break end
-      local id = due[i]
-      local claim = claim_prefix .. id
-      if redis.call('EXISTS', claim) == 0 then
-        free = free - 1
-        local lifetime, recorded, abort = claim_ms, 0, 0
-        local record = record_prefix .. id
-        local seen = redis.call('HMGET', record, '$enqueued_at', '$abort_requested', '$owner')
-        if seen[1] then
-          lifetime, recorded = short_claim_ms, 1
-          if seen[2] then abort = 1 end
-          -- arq's run_job counts this try next (INCR of the retry counter): this is its number.
-          local attempt = tonumber(redis.call('GET', retry_prefix .. id) or '0') + 1
-          redis.call('HSET', record, '$started_at', now, '$attempt', attempt, '$worker', worker)
-          local events_key = events_prefix .. id
-          $announce
-        end
-        redis.call('PSETEX', claim, lifetime, '1')
-        for _, value in ipairs({id, due[i + 1], recorded, abort, seen[3] or '', q - 1}) do
-          taken[#taken + 1] = value
-        end
+  if free == 0 then break end  -- full: the next due time does not matter, the worker looks again as jobs end
+  -- The queue's first `count` entries by score: the due ones first, then (if fewer were due) the next to be due.
+  local head = redis.call('ZRANGE', KEYS[q], 0, count - 1, 'WITHSCORES')
+  for i = 1, #head, 2 do
+    if free == 0 then break end
+    local id, score = head[i], tonumber(head[i + 1])
+    if score > now then
+      if not next_due or score < next_due then next_due = score end
+      break
+    end
+    local claim = claim_prefix .. id
+    if redis.call('EXISTS', claim) == 0 then
+      free = free - 1
+      local lifetime, recorded, abort = claim_ms, 0, 0
+      local record = record_prefix .. id
+      local seen = redis.call('HMGET', record, '$enqueued_at', '$abort_requested', '$owner')
+      if seen[1] then
+        lifetime, recorded = short_claim_ms, 1
+        if seen[2] then abort = 1 end
+        -- arq's run_job counts this try next (INCR of the retry counter): this is its number.
+        local attempt = tonumber(redis.call('GET', retry_prefix .. id) or '0') + 1
+        redis.call('HSET', record, '$started_at', ARGV[1], '$attempt', attempt, '$worker', worker)
+        local events_key = events_prefix .. id
+        $announce
+      end
+      redis.call('PSETEX', claim, lifetime, '1')
+      for _, value in ipairs({id, head[i + 1], recorded, abort, seen[3] or '', q - 1}) do
+        taken[#taken + 1] = value
       end
     end
-  end
-end
--- Only a worker with room left may wait for the next scheduled job; a full one looks again as its jobs end.
-if free > 0 then
-  for q = 1, #KEYS do
-    local upcoming = redis.call('ZRANGEBYSCORE', KEYS[q], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if upcoming[2] and (not next_due or tonumber(upcoming[2]) < next_due) then next_due = tonumber(upcoming[2]) end
   end
 end
 if next_due then taken[1] = next_due end

@@ -262,8 +262,9 @@ class ServiceWorker(Worker):
             self.claims.release(job_id)  # after arq's finish_job deleted the claim: never renewed past the job
         self.aborts.forget(job_id)
         self._claimed.pop(job_id, None)
-        # A full worker looks again; an idle one too (a look while its last jobs were ending may have found no slot).
-        if self._saturated or self.job_counter == 0:
+        # A worker whose last look filled every slot looks again (jobs may be waiting that it had no room for, and it
+        # remains "full" through looks that found no free slot). One with room left already saw all that was due.
+        if self._saturated:
             self._wake.set()
 
     async def finish_job(
