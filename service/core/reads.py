@@ -72,18 +72,18 @@ def _error(result: dict[str, Any]) -> ErrorOut:
     return ErrorOut(type="Error", message=str(raw))
 
 
-def _last_error(record: dict[bytes, bytes]) -> ErrorOut | None:
+def _last_error(record: dict[str, bytes]) -> ErrorOut | None:
     """The error of the previous try, which the worker records before scheduling the next one."""
-    if b"error_type" not in record:
+    if Field.ERROR_TYPE not in record:
         return None
-    return ErrorOut(type=record[b"error_type"].decode(), message=record.get(b"error_message", b"").decode())
+    return ErrorOut(type=record[Field.ERROR_TYPE].decode(), message=record.get(Field.ERROR_MESSAGE, b"").decode())
 
 
-def _progress(record: dict[bytes, bytes]) -> ProgressOut | None:
-    total = record.get(b"progress_total")
+def _progress(record: dict[str, bytes]) -> ProgressOut | None:
+    total = record.get(Field.PROGRESS_TOTAL)
     if total is None:
         return None
-    return ProgressOut(current=int(record.get(b"progress_current", b"0")), total=int(total))
+    return ProgressOut(current=int(record.get(Field.PROGRESS_CURRENT, b"0")), total=int(total))
 
 
 # Everything a job's view is read from, in one command: arq's definition, result, claim and try counter, the job's
@@ -151,29 +151,30 @@ def _may_see(user: User | None, owner: str | None) -> bool:
 def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
     """Build the snapshot from the six replies `_queue_reads` asked for; None if the job is unknown or gone."""
     raw_def, raw_result, in_progress, score, tries, flat_record = replies
-    record = dict(zip(flat_record[::2], flat_record[1::2], strict=True))
+    # The record's field names as `Field` values (a StrEnum: `record[Field.OWNER]` reads the "owner" field).
+    record = {name.decode(): value for name, value in zip(flat_record[::2], flat_record[1::2], strict=True)}
     definition = _load(raw_def, job_id, "job")
     outcome = _outcome(job_id, raw_result, definition is not None, in_progress, score, tries)
     status, result, success, error = outcome.status, outcome.result, outcome.success, outcome.error
     if status is None:
         return None
     source = result or definition or {}
-    owner = record.get(b"owner")
+    owner = record.get(Field.OWNER)
     view = JobView(
         id=job_id,
-        name=str(source.get("f") or record.get(b"name", b"").decode() or UNREADABLE),
+        name=str(source.get("f") or record.get(Field.NAME, b"").decode() or UNREADABLE),
         status=status,
         owner=owner.decode() if owner else None,
-        enqueued_at=_ms_to_datetime(source.get("et") or record.get(b"enqueued_at")),
-        started_at=_ms_to_datetime(result.get("st") or record.get(b"started_at")),
+        enqueued_at=_ms_to_datetime(source.get("et") or record.get(Field.ENQUEUED_AT)),
+        started_at=_ms_to_datetime(result.get("st") or record.get(Field.STARTED_AT)),
         finished_at=_ms_to_datetime(result.get("ft")),
-        attempt=int(result.get("t") or record.get(Field.ATTEMPT.encode()) or tries or 0),
+        attempt=int(result.get("t") or record.get(Field.ATTEMPT) or tries or 0),
         progress=_progress(record),
         result=result.get("r") if success else None,
         error=error or (_last_error(record) if status is Status.RETRY else None),
-        worker=record.get(b"worker", b"").decode() or None,
-        queue=record.get(Field.QUEUE.encode(), DEFAULT_QUEUE.encode()).decode(),
-        scheduled_for=_ms_to_datetime(record.get(Field.SCHEDULED_FOR.encode())),
+        worker=record.get(Field.WORKER, b"").decode() or None,
+        queue=record.get(Field.QUEUE, DEFAULT_QUEUE.encode()).decode(),
+        scheduled_for=_ms_to_datetime(record.get(Field.SCHEDULED_FOR)),
     )
     kwargs = source.get("k")
     return Snapshot(view, view.name, kwargs if isinstance(kwargs, dict) else {}, int(source.get("et") or 0))

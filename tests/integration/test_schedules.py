@@ -155,14 +155,28 @@ async def test_a_worker_takes_only_the_queues_it_serves_earlier_ones_first(
     assert parse(str(first["finished_at"])) <= parse(str(second["started_at"]))
 
 
-async def test_abort_retry_and_listing_work_on_every_queue(
-    client: AsyncClient, worker: Callable[..., Worker], settings: Settings
+async def test_abort_retry_listing_and_the_stream_work_on_every_queue(
+    client: AsyncClient, worker: Callable[..., Worker], settings: Settings, arq_pool: ArqRedis
 ) -> None:
     alice = auth(settings, "alice")
     report = (await client.post("/reports", json={"rows": 2}, headers=alice)).json()["task_id"]
     assert (await client.post(f"/jobs/{report}/abort", headers=alice)).json()["status"] == "REVOKED"
     again = (await client.post(f"/jobs/{report}/retry", headers=alice)).json()["task_id"]
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async with client.stream("GET", f"/jobs/{again}/events", headers=alice) as response:
+            seen.extend([line async for line in response.aiter_lines() if line.startswith("data:")])
+
+    async def subscribed() -> bool:
+        channels: list[tuple[bytes, int]] = await arq_pool.pubsub_numsub(keys.job_events(again))
+        return channels[0][1] == 1
+
+    stream = asyncio.create_task(follow())
+    await run_until(subscribed, "the stream's subscription")
     await worker().main()
+    await asyncio.wait_for(stream, 20)  # it ends by itself after SUCCESS; the bound is a hang guard
+    assert '"status":"PENDING"' in seen[0] and '"status":"SUCCESS"' in seen[-1]
     assert await view(client, again, alice) == IsPartialDict(status="SUCCESS", queue="reports", owner="alice")
     listed = (await client.get("/jobs", headers=alice)).json()["items"]
     assert [(j["id"], j["status"]) for j in listed] == [(again, "SUCCESS"), (report, "REVOKED")]

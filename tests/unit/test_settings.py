@@ -44,3 +44,11 @@ def test_the_development_key_is_warned_about(caplog: pytest.LogCaptureFixture) -
     caplog.clear()
     Settings(secret_key="x" * 40)
     assert "SECRET_KEY" not in caplog.text
+
+
+def test_worker_queues_and_job_kinds_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_QUEUES", "reports, default")
+    monkeypatch.setenv("JOB_KINDS", "team.kinds.invoices,team.tasks:send_mail")
+    settings = Settings()
+    assert settings.worker_queues == ["reports", "default"]
+    assert settings.job_kinds == ["team.kinds.invoices", "team.tasks:send_mail"]
