@@ -57,8 +57,9 @@ SUBSCRIBE_WAIT_S = 5.0
 
 
 class ServiceWorker(Worker):
-    """arq's worker, with this service's engine. Takes every argument arq's `Worker` takes, plus `settings` and
-    `worker_id`; `poll_delay` is the longest wait between two looks at the queue (enqueues wake it at once)."""
+    """arq's worker, with this service's engine. Takes every argument arq's `Worker` takes, plus `settings`,
+    `worker_id` and `queues` (the queues it serves, in priority order); `poll_delay` is the longest wait between two
+    looks at the queues (an enqueue wakes it at once, and it wakes by itself when a scheduled job is due)."""
 
     def __init__(
         self,
@@ -216,6 +217,10 @@ class ServiceWorker(Worker):
             count = min(self.max_burst_jobs - started, count)
         if self.allow_pick_jobs:
             await self._take_jobs(count)
+        else:
+            # Stopping (SIGTERM's grace period): no job to wait for. A due time kept from before would, once past,
+            # make every wait zero: a busy loop until the running jobs end.
+            self._next_due_ms = None
         for job_id, job_task in list(self.tasks.items()):
             if job_task.done():
                 del self.tasks[job_id]
@@ -233,6 +238,7 @@ class ServiceWorker(Worker):
     async def _take_jobs(self, count: int) -> None:
         free = self.max_jobs - self.job_counter
         if free <= 0:
+            self._next_due_ms = None  # full: nothing to take until a slot frees, and that wakes the worker
             return
         claimed, self._next_due_ms = await take(
             self.pool,

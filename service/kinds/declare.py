@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, TypeAdapter
 
 from service.kinds.context import JobContext
+from service.kinds.schedule import parse_cron
 
 A = TypeVar("A", bound=BaseModel)
 R = TypeVar("R")
@@ -96,8 +97,6 @@ def job_kind(
         if max_tries < 1:
             raise ValueError("max_tries must be at least 1")
         if schedule is not None:
-            from service.kinds.schedule import parse_cron
-
             parse_cron(schedule)  # fails here, at import, rather than when a worker starts
         kind: Kind[A, R] = Kind(
             name=kind_name,

@@ -119,3 +119,33 @@ def test_dashboard_retry_and_abort(
     page.get_by_label("Status").select_option("REVOKED")
     expect(page.locator("#jobs tr")).to_have_count(1, timeout=20_000)
     page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+
+
+def test_kinds_queues_and_a_task_in_ten_seconds(
+    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str], page: Page, tmp_path: Path
+) -> None:
+    env["SLEEP_SCALE"] = "0.01"
+    url = start_web()
+    start_worker()
+    page.goto(url + "/")
+    # Every declared kind is offered, from GET /kinds, with its title.
+    kinds = page.get_by_label("Kind", exact=True)
+    expect(kinds.locator("option")).to_have_count(3)
+    expect(kinds).to_contain_text("Notification (send_notification)")
+    page.get_by_label("in 10 s").check()
+    page.get_by_role("button", name="Short").click()
+    row = page.locator("#jobs tr")
+    expect(row.locator(".status")).to_have_text("PENDING")
+    expect(row.locator("[data-cell=result]")).to_contain_text("scheduled for")
+    page.screenshot(path=tmp_path / "scheduled.png", full_page=True)
+
+    page.goto(url + "/dashboard")
+    page.get_by_label("Bearer token of an admin").fill(create_token("ops", env["SECRET_KEY"], admin=True))
+    page.get_by_role("button", name="Show").click()
+    queues = page.locator("#queues tr")
+    expect(queues).to_have_count(2)  # one row per queue
+    expect(queues.first).to_contain_text("default")
+    expect(queues.first.locator("td").nth(2)).to_have_text("1")  # the task scheduled in 10 s
+    expect(page.get_by_label("Name").locator("option")).to_have_count(4)  # any, and the three kinds
+    expect(page.locator("#jobs tr").first).to_contain_text("default")
+    page.screenshot(path=tmp_path / "dashboard-queues.png", full_page=True)

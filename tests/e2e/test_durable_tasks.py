@@ -60,7 +60,8 @@ def test_a_worker_killed_mid_task_loses_nothing_and_the_task_runs_once(
     client = redis.Redis.from_url(env["REDIS_URL"])
     try:
         job_id = httpx.post(f"{url}/slow/ada@example.com").json()["task_id"]
-        wait_until(lambda: client.exists(f"arq:in-progress:{job_id}"), "the slow task to start")
+        # arq has counted the try (its start transaction, after the claim): the task is in its sleep.
+        wait_until(lambda: client.exists(f"arq:retry:{job_id}"), "the slow task to start")
         first.stop(signal.SIGKILL)  # mid-task: in its 3 s sleep, before its write
         run_here("worker", ["-m", "arq", "worker_settings.WorkerSettings"])
 

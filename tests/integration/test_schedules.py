@@ -1,6 +1,7 @@
 """Time and place: jobs scheduled for later, recurring kinds, and queues served in order of priority."""
 
 import asyncio
+import functools
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -231,3 +232,35 @@ async def test_a_recurring_kind_runs_once_per_tick_on_two_workers(
     # Its runs are ordinary jobs: listed, with their kind's name.
     listed = {member.decode() for member in await arq_pool.zrange(keys.ALL_JOBS_INDEX, 0, -1)}
     assert set(ids) <= listed
+
+
+async def test_a_stopping_worker_does_not_spin_while_a_scheduled_job_falls_due(
+    client: AsyncClient, worker: Callable[..., Worker], settings: Settings
+) -> None:
+    # On SIGTERM (with a grace period) arq stops the worker taking jobs while its running ones finish. The worker
+    # had learned when a scheduled job is due; once that time passed, every wait would have been zero: a busy loop
+    # for the whole grace period.
+    w = worker(burst=False, poll_delay=3600, settings=settings.model_copy(update={"sleep_scale": 0.05}))
+    soon = (await client.post("/jobs", json={"name": "run_sleep_task", "args": {"type": 0}, "delay_s": 0.2})).json()
+    busy = (await client.post("/tasks", json={"type": 1})).json()["task_id"]  # 0.5 s
+    looks = 0
+    poll = w._poll_iteration
+
+    async def counted() -> None:
+        nonlocal looks
+        looks += 1
+        await poll()
+
+    w._poll_iteration = counted  # type: ignore[method-assign]
+    running = asyncio.create_task(w.main())
+
+    async def status(job_id: str, wanted: str) -> bool:
+        return (await view(client, job_id))["status"] == wanted
+
+    await run_until(functools.partial(status, busy, "STARTED"), "the busy job's start")
+    w.allow_pick_jobs = False  # what arq's SIGTERM handler does while running jobs finish
+    looks = 0
+    await run_until(functools.partial(status, busy, "SUCCESS"), "the busy job's end")
+    running.cancel()
+    assert (await view(client, soon["task_id"]))["status"] == "PENDING"  # left for another worker
+    assert looks < 50, looks  # a few wake-ups (the job's end), not a spin past the scheduled job's time
