@@ -4,13 +4,16 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
+from arq.connections import ArqRedis, RedisSettings, create_pool
 
+from service.core.serialization import job_deserializer, job_serializer
 from service.dev.server import ValkeyServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,3 +84,18 @@ def web(
             except httpx.TransportError:
                 time.sleep(0.1)
         yield url
+
+
+@asynccontextmanager
+async def probe_bench() -> AsyncIterator[tuple[Path, dict[str, str], ArqRedis]]:
+    """A private server and a pool on it, for the benchmarks that time probe jobs one worker at a time: yields the
+    temp dir, the workers' environment and the pool."""
+    with tempfile.TemporaryDirectory() as tmp_name, private_server(Path(tmp_name) / "valkey") as server:
+        tmp = Path(tmp_name)
+        redis = await create_pool(
+            RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
+        )
+        try:
+            yield tmp, bench_env(server.url, tmp / "data"), redis
+        finally:
+            await redis.aclose()

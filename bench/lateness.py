@@ -10,16 +10,13 @@ probe records when its code began, and the lateness is that minus its scheduled 
 import asyncio
 import random
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
 
-from bench.common import bench_env, pct, private_server, worker
+from bench.common import pct, probe_bench, worker
 from bench.probes import pickup_key
 from service.core.enqueue import enqueue
-from service.core.serialization import job_deserializer, job_serializer
 
 SPREAD_S = 4.0
 
@@ -49,25 +46,18 @@ async def measure(redis: ArqRedis, ours: bool, n: int) -> list[float]:
 async def main(n: int) -> dict[str, dict[str, float]]:
     """p50/p95/max lateness per worker: {"OURS": {"p50": ..., "p95": ..., "max": ...}, "ARQ_OUR_SETTINGS": ...}."""
     figures = {}
-    with tempfile.TemporaryDirectory() as tmp, private_server(Path(tmp) / "valkey") as server:
-        env = bench_env(server.url, Path(tmp) / "data")
-        redis = await create_pool(
-            RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
-        )
-        try:
-            for name in ("OURS", "ARQ_OUR_SETTINGS"):
-                ours = name == "OURS"
-                target = "bench.ours.OURS" if ours else f"bench.probes.{name}"
-                with worker(target, env, Path(tmp) / f"{name}.log"):
-                    await measure(redis, ours, 5)  # warm-up
-                    late = await measure(redis, ours, n)
-                f = figures[name] = {"p50": pct(late, 50), "p95": pct(late, 95), "max": max(late)}
-                print(
-                    f"lateness {name:16} n={n:4}  p50 {f['p50']:7.2f} ms, p95 {f['p95']:7.2f} ms, "
-                    f"max {f['max']:7.2f} ms (never early: min {min(late):.2f} ms)"
-                )
-        finally:
-            await redis.aclose()
+    async with probe_bench() as (tmp, env, redis):
+        for name in ("OURS", "ARQ_OUR_SETTINGS"):
+            ours = name == "OURS"
+            target = "bench.ours.OURS" if ours else f"bench.probes.{name}"
+            with worker(target, env, tmp / f"{name}.log"):
+                await measure(redis, ours, 5)  # warm-up
+                late = await measure(redis, ours, n)
+            f = figures[name] = {"p50": pct(late, 50), "p95": pct(late, 95), "max": max(late)}
+            print(
+                f"lateness {name:16} n={n:4}  p50 {f['p50']:7.2f} ms, p95 {f['p95']:7.2f} ms, "
+                f"max {f['max']:7.2f} ms (never early: min {min(late):.2f} ms)"
+            )
     return figures
 
 

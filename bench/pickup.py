@@ -11,16 +11,13 @@ The job pushes its start time to a list the client waits on with BLPOP: no clien
 import asyncio
 import random
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
 
-from bench.common import bench_env, pct, private_server, worker
+from bench.common import pct, probe_bench, worker
 from bench.probes import pickup_key
 from service.core.enqueue import enqueue
-from service.core.serialization import job_deserializer, job_serializer
 
 
 async def measure(redis: ArqRedis, ours: bool, n: int) -> tuple[list[float], list[float]]:
@@ -47,31 +44,24 @@ async def measure(redis: ArqRedis, ours: bool, n: int) -> tuple[list[float], lis
 async def main(n: int) -> dict[str, dict[str, float]]:
     """p50/p95 per worker: {"OURS": {"ack_p50": ..., "ack_p95": ..., "call_p50": ..., "call_p95": ...}, ...}."""
     figures = {}
-    with tempfile.TemporaryDirectory() as tmp, private_server(Path(tmp) / "valkey") as server:
-        env = bench_env(server.url, Path(tmp) / "data")
-        redis = await create_pool(
-            RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
-        )
-        try:
-            for name, count in (("OURS", n), ("ARQ_DEFAULTS", max(20, n // 5)), ("ARQ_OUR_SETTINGS", max(20, n // 5))):
-                ours = name == "OURS"
-                target = "bench.ours.OURS" if ours else f"bench.probes.{name}"
-                with worker(target, env, Path(tmp) / f"{name}.log"):
-                    await measure(redis, ours, 5)  # warm-up
-                    from_ack, from_call = await measure(redis, ours, count)
-                f = figures[name] = {
-                    "ack_p50": pct(from_ack, 50),
-                    "ack_p95": pct(from_ack, 95),
-                    "call_p50": pct(from_call, 50),
-                    "call_p95": pct(from_call, 95),
-                }
-                print(
-                    f"pickup {name:16} n={count:4}  from the enqueue's acknowledgement p50 {f['ack_p50']:7.2f} ms, "
-                    f"p95 {f['ack_p95']:7.2f} ms;  from the enqueue call p50 {f['call_p50']:7.2f} ms, "
-                    f"p95 {f['call_p95']:7.2f} ms"
-                )
-        finally:
-            await redis.aclose()
+    async with probe_bench() as (tmp, env, redis):
+        for name, count in (("OURS", n), ("ARQ_DEFAULTS", max(20, n // 5)), ("ARQ_OUR_SETTINGS", max(20, n // 5))):
+            ours = name == "OURS"
+            target = "bench.ours.OURS" if ours else f"bench.probes.{name}"
+            with worker(target, env, tmp / f"{name}.log"):
+                await measure(redis, ours, 5)  # warm-up
+                from_ack, from_call = await measure(redis, ours, count)
+            f = figures[name] = {
+                "ack_p50": pct(from_ack, 50),
+                "ack_p95": pct(from_ack, 95),
+                "call_p50": pct(from_call, 50),
+                "call_p95": pct(from_call, 95),
+            }
+            print(
+                f"pickup {name:16} n={count:4}  from the enqueue's acknowledgement p50 {f['ack_p50']:7.2f} ms, "
+                f"p95 {f['ack_p95']:7.2f} ms;  from the enqueue call p50 {f['call_p50']:7.2f} ms, "
+                f"p95 {f['call_p95']:7.2f} ms"
+            )
     return figures
 
 

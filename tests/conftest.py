@@ -1,6 +1,8 @@
 """Shared fixtures: a private Valkey server, settings, the arq pool, the app through httpx, in-process workers."""
 
 import asyncio
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,25 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., ValkeyServer]
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def kind_module(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
+    """`kind_module(prefix, source)`: a module of job kinds written to the test's folder and importable by the
+    returned name, as a team's own kinds would be (name it in `job_kinds`); forgotten at the test's end."""
+    names: list[str] = []
+    sys.path.insert(0, str(tmp_path))
+
+    def write(prefix: str, source: str) -> str:
+        name = f"{prefix}_{tmp_path.name.replace('-', '_')}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        names.append(name)
+        return name
+
+    yield write
+    sys.path.remove(str(tmp_path))
+    for name in names:
+        sys.modules.pop(name, None)
 
 
 def make_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> Settings:

@@ -13,8 +13,8 @@ is used):
 - **A heartbeat per process** (`heartbeat`), counted metrics, batched bookkeeping (`batching`), and a health-check
   key that one worker stopping does not take away from the others (`close`).
 
-Select it with `arq.worker.Worker = ServiceWorker` in the settings module (`worker_settings.py`): arq's CLI builds
-`Worker` by name, and has no other way to be told the class.
+`worker_settings.py` selects it with one line that binds arq's `Worker` name to it: arq's CLI builds `Worker` by
+name, and has no other way to be told the class.
 """
 
 import asyncio

@@ -3,9 +3,7 @@ own (as a team adopting the service adds theirs)."""
 
 import asyncio
 import json
-import sys
-import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
@@ -168,22 +166,13 @@ async def count_to(job: JobContext, args: CountArgs) -> CountResult:
 
 
 @pytest.fixture
-def kind_module(tmp_path: Path) -> Iterator[str]:
-    """A module that declares one kind, importable by name, as a team's own kinds would be."""
-    name = f"team_kinds_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(COUNTING_KIND))
-    sys.path.insert(0, str(tmp_path))
-    yield name
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop(name, None)
-
-
-@pytest.fixture
 async def team_client(
-    tmp_path: Path, settings: Settings, kind_module: str, arq_pool: ArqRedis
+    tmp_path: Path, settings: Settings, kind_module: Callable[[str, str], str], arq_pool: ArqRedis
 ) -> AsyncIterator[AsyncClient]:
     # Each of the kind's steps takes 0.1 s: the stream sees every one.
-    team_settings = make_settings(tmp_path, settings.redis_url, job_kinds=[kind_module], sleep_scale=0.1)
+    team_settings = make_settings(
+        tmp_path, settings.redis_url, job_kinds=[kind_module("team_kinds", COUNTING_KIND)], sleep_scale=0.1
+    )
     app = create_app(team_settings)
     async with (
         LifespanManager(app) as manager,

@@ -2,9 +2,7 @@
 
 import asyncio
 import functools
-import sys
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -201,20 +199,14 @@ async def tick(job: JobContext, args: NoArgs) -> None:
 """
 
 
-@pytest.fixture
-def tick_module(tmp_path: Path) -> Iterator[str]:
-    name = f"ticking_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(TICKING_KIND))
-    sys.path.insert(0, str(tmp_path))
-    yield name
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop(name, None)
-
-
 async def test_a_recurring_kind_runs_once_per_tick_on_two_workers(
-    tmp_path: Path, settings: Settings, worker: Callable[..., Worker], tick_module: str, arq_pool: ArqRedis
+    tmp_path: Path,
+    settings: Settings,
+    worker: Callable[..., Worker],
+    kind_module: Callable[[str, str], str],
+    arq_pool: ArqRedis,
 ) -> None:
-    ticking = make_settings(tmp_path, settings.redis_url, job_kinds=[tick_module])
+    ticking = make_settings(tmp_path, settings.redis_url, job_kinds=[kind_module("ticking", TICKING_KIND)])
     workers = [asyncio.create_task(worker(burst=False, poll_delay=0.05, settings=ticking).main()) for _ in range(2)]
     log = ticking.data_dir / "ticks.log"
 
