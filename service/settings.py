@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_active_jobs_per_user: Annotated[int, Field(ge=1)] = 100
     # How long results (and the report files they point to) are kept after a job ends, in seconds.
     result_ttl: Annotated[int, Field(ge=1)] = 3600
+    # How long a job that ended FAILURE stays readable, listed and retryable (its result, record and index entries).
+    failed_ttl: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     # On SIGTERM a worker takes no new jobs and gives running ones this long to finish; the rest are cancelled
     # and requeued. Keep it below the orchestrator's kill deadline (compose.yaml: stop_grace_period 60 s).
     shutdown_grace_s: Annotated[int, Field(ge=0)] = 50

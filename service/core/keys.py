@@ -38,6 +38,12 @@ def effect_done(job_id: str, effect: str) -> str:
 
 
 ALL_JOBS_INDEX = PREFIX + "idx:all"  # every job id by enqueue time (µs)
+FAILED_INDEX = PREFIX + "idx:failed"  # every job that ended FAILURE, by the time it ended (µs), for FAILED_TTL
+
+
+def user_failed_index(owner: str) -> str:
+    """A user's jobs that ended FAILURE, by the time they ended (µs)."""
+    return f"{PREFIX}idx:failed:user:{owner}"
 
 
 def user_jobs_index(owner: str) -> str:

@@ -4,6 +4,7 @@ import base64
 import functools
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,20 @@ class Snapshot:
     function: str
     kwargs: dict[str, Any]
     enqueued_ms: int
+    traceback: str | None = None  # a failed try's, for admins
+    retried_as: str | None = None
+
+    def detail(self, user: User | None) -> JobView:
+        """The view with what only some may see: the arguments for an admin and for the owner of an owned job,
+        the traceback of a failure for an admin. Nobody else sees either."""
+        admin = user is not None and user.admin
+        owner = user is not None and self.view.owner is not None and self.view.owner == user.id
+        update: dict[str, Any] = {}
+        if admin or owner:
+            update["args"] = self.kwargs
+        if admin and self.traceback and self.view.error is not None:
+            update["error"] = self.view.error.model_copy(update={"traceback": self.traceback})
+        return self.view.model_copy(update=update)
 
 
 def _ms_to_datetime(value: Any) -> datetime | None:
@@ -177,7 +192,15 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
         scheduled_for=_ms_to_datetime(record.get(Field.SCHEDULED_FOR)),
     )
     kwargs = source.get("k")
-    return Snapshot(view, view.name, kwargs if isinstance(kwargs, dict) else {}, int(source.get("et") or 0))
+    traceback, retried_as = record.get(Field.TRACEBACK), record.get(Field.RETRIED_AS)
+    return Snapshot(
+        view,
+        view.name,
+        kwargs if isinstance(kwargs, dict) else {},
+        int(source.get("et") or 0),
+        traceback.decode() if traceback else None,
+        retried_as.decode() if retried_as else None,
+    )
 
 
 async def _read_pipeline(redis: ArqRedis, job_ids: list[str]) -> list[Any]:
@@ -202,6 +225,29 @@ async def read_snapshot(redis: ArqRedis, job_id: str) -> Snapshot:
     if snapshot is None:
         raise JobNotFound(f"no job with id {job_id!r}")
     return snapshot
+
+
+async def iterate_snapshots(redis: ArqRedis, index: str) -> AsyncIterator[Snapshot]:
+    """Every job of `index` still known, newest first, a batch per round trip (for bulk actions)."""
+    after: tuple[int, str] | None = None
+    while batch := await _index_batch(redis, index, after):
+        replies = await _read_pipeline(redis, [job_id for job_id, _ in batch])
+        for (job_id, score), job_replies in zip(batch, replies, strict=True):
+            after = (int(score), job_id)
+            if (snapshot := _snapshot(job_id, job_replies)) is not None:
+                yield snapshot
+
+
+async def forget_job(redis: ArqRedis, view: JobView) -> None:
+    """Delete a finished job: its result, record and every listing entry (arq's keys of a running job stay)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(result_key_prefix + view.id, keys.job_record(view.id))
+        pipe.zrem(keys.ALL_JOBS_INDEX, view.id)
+        pipe.zrem(keys.FAILED_INDEX, view.id)
+        if view.owner is not None:
+            pipe.zrem(keys.user_jobs_index(view.owner), view.id)
+            pipe.zrem(keys.user_failed_index(view.owner), view.id)
+        await pipe.execute()
 
 
 async def read_job(redis: ArqRedis, job_id: str) -> JobView:

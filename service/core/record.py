@@ -27,6 +27,8 @@ class Field(StrEnum):
     ERROR_TYPE = "error_type"  # the error of a try that is being retried
     ERROR_MESSAGE = "error_message"
     ABORT_REQUESTED = "abort_requested"  # ms; an abort asked for while a worker had claimed the job
+    TRACEBACK = "traceback"  # the failed try's traceback, for admins only
+    RETRIED_AS = "retried_as"  # the id of the job that ran it again (`POST /jobs/{id}/retry`, `POST /jobs/retry`)
 
 
 def lua(script: str) -> str:

@@ -11,6 +11,10 @@ from service.core.status import Status
 class ErrorOut(BaseModel):
     type: str
     message: str
+    # Left out unless present: everyone else sees exactly {"type", "message"}, as in contract v1.
+    traceback: str | None = Field(
+        default=None, exclude_if=lambda value: value is None, description="on FAILURE, for admins only"
+    )
 
 
 class ProgressOut(BaseModel):
@@ -35,3 +39,8 @@ class JobView(BaseModel):
     worker: str | None = Field(default=None, description="the worker process that ran (or runs) its latest try")
     queue: str = Field(default="default", description="the queue it waits in (its kind's)")
     scheduled_for: datetime | None = Field(default=None, description="when it was enqueued to run; null if at once")
+    args: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="its arguments: in GET /jobs/{id}, for an admin and for the owner of an owned job",
+    )

@@ -26,10 +26,13 @@ async def trim_job_index(ctx: dict[str, Any]) -> int:
     """Remove index entries older than the longest a record lives; returns how many were removed."""
     record_lifetime_ms = JOB_EXPIRES_MS + (RECORD_MARGIN_S + _settings(ctx).result_ttl) * 1000
     # Index scores are enqueue times in microseconds.
-    removed: int = await ctx["redis"].zremrangebyscore(
-        keys.ALL_JOBS_INDEX, "-inf", time.time_ns() // 1000 - record_lifetime_ms * 1000
-    )
-    return removed
+    now_us = time.time_ns() // 1000
+    async with ctx["redis"].pipeline(transaction=False) as pipe:
+        pipe.zremrangebyscore(keys.ALL_JOBS_INDEX, "-inf", now_us - record_lifetime_ms * 1000)
+        # Failures are indexed by the time they ended, and kept for FAILED_TTL.
+        pipe.zremrangebyscore(keys.FAILED_INDEX, "-inf", now_us - _settings(ctx).failed_ttl * 1_000_000)
+        removed, _ = await pipe.execute()
+    return int(removed)
 
 
 async def remove_expired_reports(ctx: dict[str, Any]) -> int:

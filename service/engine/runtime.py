@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+import traceback
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -163,6 +164,8 @@ class _Run:
         outcome = _outcome(error)
         if self.engine is not None:
             self.engine.count(self.kind.name, outcome, duration_s)
+            if outcome == "failure" and error is not None:
+                self.engine.note_failure(self.job_id, "".join(traceback.format_exception(error)))
         level = logging.WARNING if outcome == "failure" else logging.INFO
         fields = {"job_id": self.job_id, "job_name": self.kind.name, "job_try": self.attempt}
         extra = {

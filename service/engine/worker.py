@@ -42,6 +42,10 @@ from arq.worker import Worker
 
 from service.core import events, keys
 from service.core.counters import MetricsBuffer
+from service.core.enqueue import RECORD_MARGIN_S
+from service.core.record import Field
+from service.core.serialization import job_deserializer
+from service.core.status import ABORT_ERROR_TYPES
 from service.engine import compat, heartbeat, wakeup
 from service.engine.aborts import Aborts
 from service.engine.batching import CommandBatcher
@@ -106,6 +110,7 @@ class ServiceWorker(Worker):
         self.claims: ClaimKeeper | None = None
         self._batcher: CommandBatcher | None = None
         self._claimed: dict[str, Claimed] = {}
+        self._failures: dict[str, str] = {}  # job id -> traceback, for the tries that end FAILURE
         self._wake = asyncio.Event()
         self._saturated = False  # the last look at the queue filled every free slot
         self._polled = False
@@ -128,6 +133,10 @@ class ServiceWorker(Worker):
 
     def count(self, name: str, outcome: str, duration_s: float) -> None:
         self.metrics.add(name, outcome, duration_s)
+
+    def note_failure(self, job_id: str, traceback: str) -> None:
+        """The job's try ends FAILURE: arq's finish transaction keeps it for FAILED_TTL (`finish_job`)."""
+        self._failures[job_id] = traceback
 
     def wake(self) -> None:
         self._wake.set()
@@ -292,10 +301,17 @@ class ServiceWorker(Worker):
             else:
                 tr.pexpire(in_progress_key, to_ms(keep_in_progress))
             queue = self._queue_of(job_id)
+            traceback = self._failures.pop(job_id, "")
             if finish:
+                # A timeout fails the job outside its own code (no traceback noted): the result says so too.
+                failed = result_data is not None and _is_failure(result_data)
                 if result_data:
                     expire = None if keep_result_forever else result_timeout_s
+                    if failed:
+                        expire = self.settings.failed_ttl
                     tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+                if failed:
+                    self._keep_failure(tr, job_id, traceback)
                 delete_keys += [retry_key_prefix + job_id, job_key_prefix + job_id]
                 tr.zrem(abort_jobs_ss, job_id)
                 tr.zrem(queue, job_id)
@@ -312,10 +328,32 @@ class ServiceWorker(Worker):
             tr.zrem(abort_jobs_ss, job_id)
             tr.zrem(self._queue_of(job_id), job_id)
             keep_result = self.keep_result_forever or self.keep_result_s > 0
+            failed = result_data is not None and _is_failure(result_data)
             if result_data is not None and keep_result:
                 expire = 0 if self.keep_result_forever else self.keep_result_s
-                tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+                tr.set(
+                    result_key_prefix + job_id, result_data, px=to_ms(self.settings.failed_ttl if failed else expire)
+                )
+            if failed:
+                self._keep_failure(tr, job_id, "")
             await tr.execute()
+
+    def _keep_failure(self, tr: Any, job_id: str, traceback: str) -> None:
+        """In the finish transaction of a job that ended FAILURE: its record and its places in the failed-jobs
+        indexes live for FAILED_TTL, however many jobs run after it."""
+        ttl_s = self.settings.failed_ttl
+        now_us = int(time.time() * 1_000_000)
+        record = keys.job_record(job_id)
+        if traceback:
+            tr.hset(record, Field.TRACEBACK, traceback)
+        tr.expire(record, ttl_s + RECORD_MARGIN_S)
+        tr.zadd(keys.FAILED_INDEX, {job_id: now_us})
+        claimed = self._claimed.get(job_id)
+        if claimed is not None and claimed.owner:
+            index = keys.user_failed_index(claimed.owner)
+            tr.zadd(index, {job_id: now_us})
+            tr.zremrangebyscore(index, "-inf", now_us - ttl_s * 1_000_000)
+            tr.expire(index, ttl_s)
 
     def _queue_of(self, job_id: str) -> str:
         claimed = self._claimed.get(job_id)
@@ -339,6 +377,20 @@ ServiceWorker.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         inspect.Parameter("queues", inspect.Parameter.KEYWORD_ONLY, default=(keys.DEFAULT_QUEUE,)),
     ]
 )
+
+
+def _is_failure(result_data: bytes) -> bool:
+    """Whether arq's result record is a FAILURE: not a success, nor an abort (REVOKED)."""
+    try:
+        result = job_deserializer(result_data)
+    except ValueError:
+        return True
+    if not isinstance(result, dict):
+        return True
+    if result.get("s"):
+        return False
+    error = result.get("r")
+    return not (isinstance(error, dict) and error.get("type") in ABORT_ERROR_TYPES)
 
 
 def _log_lost_announcement(future: "asyncio.Future[list[Any]]") -> None:

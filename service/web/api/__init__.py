@@ -4,4 +4,11 @@ from fastapi import APIRouter
 
 from service.web.api import jobs, notifications, ops, reports, tasks
 
-routers: list[APIRouter] = [tasks.router, notifications.router, reports.router, jobs.router, ops.router]
+routers: list[APIRouter] = [
+    tasks.router,
+    notifications.router,
+    reports.router,
+    jobs.bulk_router,
+    jobs.router,
+    ops.router,
+]

@@ -1,19 +1,33 @@
 """Jobs of every kind: listing, introspection, a live event stream, abort and retry."""
 
+import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, status
+from arq.connections import ArqRedis
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.sse import EventSourceResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.core import keys
 from service.core.enqueue import abort
 from service.core.events import job_events
-from service.core.exceptions import JobNotFound, JobStateConflict
-from service.core.reads import check_visible, list_jobs, read_snapshot, read_visible_job
+from service.core.exceptions import JobNotFound, JobStateConflict, NotAuthenticated, NotOwner
+from service.core.reads import (
+    Snapshot,
+    check_visible,
+    forget_job,
+    iterate_snapshots,
+    list_jobs,
+    read_snapshot,
+    read_visible_job,
+)
+from service.core.record import Field as RecordField
 from service.core.status import TERMINAL_STATUSES, Status
 from service.core.views import JobView
-from service.web.api.common import SubmitDep
+from service.kinds import Kinds
+from service.kinds.reports import generate_report, report_path
+from service.web.api.common import SubmitDep, Submitter
 from service.web.deps import ArqDep, CallerDep, CurrentUser, JobId, KindsDep, OptionalUser, SettingsDep
 from service.web.metrics import count_abort
 from service.web.schemas import ErrorDetailOut, JobListOut, JobStatusOut, TaskCreatedOut
@@ -42,16 +56,22 @@ async def read_jobs(
 ) -> JobListOut:
     """Jobs newest first, optionally of one status: your own, or everybody's for an admin. Pass `next` back as
     `cursor` for the following page; `next` is null at the end."""
-    index = keys.ALL_JOBS_INDEX if user.admin else keys.user_jobs_index(user.id)
+    if status is Status.FAILURE:  # kept for FAILED_TTL in an index of their own, however many jobs ran since
+        index = keys.FAILED_INDEX if user.admin else keys.user_failed_index(user.id)
+    else:
+        index = keys.ALL_JOBS_INDEX if user.admin else keys.user_jobs_index(user.id)
     items, next_cursor = await list_jobs(arq, index, status=status, limit=limit, cursor=cursor)
     return JobListOut(items=items, next=next_cursor)
 
 
 @router.get("/{job_id}")
-async def read_job_view(job: VisibleJob) -> JobView:
+async def read_job_view(job_id: JobId, caller: CallerDep) -> JobView:
     """Everything known about a job: status (STARTED while it runs), times, attempt, progress, result or error.
-    A job with an owner is visible to that user and to admins only."""
-    return job
+    A job with an owner is visible to that user and to admins only; its `args` to them alone (an ownerless job's
+    to admins), and a failure's `error.traceback` to admins alone."""
+    snapshot = await read_snapshot(caller.arq, job_id)
+    check_visible(snapshot.view, caller.user)
+    return snapshot.detail(caller.user)
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse)
@@ -92,7 +112,66 @@ async def retry_job(
     check_visible(snapshot.view, user)
     if snapshot.view.status not in RETRYABLE:
         raise JobStateConflict(f"only FAILURE or REVOKED jobs can be retried, not {snapshot.view.status}")
+    return TaskCreatedOut(task_id=await _run_again(arq, snapshot, submit, kinds))
+
+
+async def _run_again(arq: ArqRedis, snapshot: Snapshot, submit: Submitter, kinds: Kinds) -> str:
+    """A new job of the same kind, arguments and owner; the old one remembers it (`retried_as`)."""
     kind = kinds.get(snapshot.function)
     if kind is None:
         raise JobStateConflict("this job's kind is unknown; it cannot run again")
-    return TaskCreatedOut(task_id=await submit(kind, snapshot.kwargs, owner=snapshot.view.owner))
+    new_id = await submit(kind, snapshot.kwargs, owner=snapshot.view.owner)
+    await arq.hset(keys.job_record(snapshot.view.id), RecordField.RETRIED_AS, new_id)  # type: ignore[misc]  # async client
+    return new_id
+
+
+class BulkRetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal[Status.FAILURE, Status.REVOKED]
+    name: str | None = Field(default=None, description="only jobs of this kind")
+
+
+class BulkRetryOut(BaseModel):
+    retried: int
+
+
+bulk_router = APIRouter(prefix="/jobs", tags=["jobs"], responses={403: {"model": ErrorDetailOut}})
+
+
+@bulk_router.post("/retry", status_code=status.HTTP_202_ACCEPTED, responses={401: {"model": ErrorDetailOut}})
+async def retry_jobs(
+    body: BulkRetryIn, user: CurrentUser, arq: ArqDep, submit: SubmitDep, kinds: KindsDep
+) -> BulkRetryOut:
+    """Run again every FAILURE (kept for FAILED_TTL) or REVOKED job, of one kind or all, that was not run again
+    already: each as `POST /jobs/{id}/retry` would (admins)."""
+    if not user.admin:
+        raise NotOwner("bulk retry is for admins")
+    index = keys.FAILED_INDEX if body.status is Status.FAILURE else keys.ALL_JOBS_INDEX
+    retried = 0
+    async for snapshot in iterate_snapshots(arq, index):
+        view = snapshot.view
+        if view.status is not body.status or snapshot.retried_as or (body.name and view.name != body.name):
+            continue
+        if snapshot.function in kinds:
+            await _run_again(arq, snapshot, submit, kinds)
+            retried += 1
+    return BulkRetryOut(retried=retried)
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses={409: {"model": ErrorDetailOut}})
+async def delete_job(job_id: JobId, caller: CallerDep, settings: SettingsDep) -> Response:
+    """Forget a finished job: its result, record, listing entries and files go (then 404). Its owner or an admin;
+    409 while it is pending or running."""
+    snapshot = await read_snapshot(caller.arq, job_id)
+    user = caller.user
+    if user is None:
+        raise NotAuthenticated("a bearer token is required to delete a job")
+    if not (user.admin or (snapshot.view.owner is not None and snapshot.view.owner == user.id)):
+        raise NotOwner("only its owner or an admin may delete a job")
+    if snapshot.view.status not in TERMINAL_STATUSES:
+        raise JobStateConflict(f"only a finished job can be deleted, not a {snapshot.view.status} one")
+    await forget_job(caller.arq, snapshot.view)
+    if snapshot.view.owner is not None and snapshot.view.name == generate_report.name:
+        await asyncio.to_thread(report_path(settings, snapshot.view.owner, job_id).unlink, missing_ok=True)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
