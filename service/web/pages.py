@@ -80,7 +80,7 @@ async def read_dashboard_data(user: CurrentUser, arq: ArqDep, kinds: KindsDep) -
             pipe.zcount(keys.queue_key(queue), f"({now_ms}", "+inf")
         finished, *counts = await pipe.execute()
     at = datetime.fromtimestamp(now, UTC)
-    failed, _ = await list_jobs(arq, keys.ALL_JOBS_INDEX, status=Status.FAILURE, limit=20, cursor=None)
+    failed, _ = await list_jobs(arq, keys.FAILED_INDEX, status=Status.FAILURE, limit=20, cursor=None)
     return DashboardOut(
         kinds=[
             KindSummaryOut(

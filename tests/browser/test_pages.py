@@ -149,3 +149,33 @@ def test_kinds_queues_and_a_task_in_ten_seconds(
     expect(page.get_by_label("Name").locator("option")).to_have_count(4)  # any, and the three kinds
     expect(page.locator("#jobs tr").first).to_contain_text("default")
     page.screenshot(path=tmp_path / "dashboard-queues.png", full_page=True)
+
+
+def test_dashboard_retry_all_failed_and_delete(
+    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str], page: Page, tmp_path: Path
+) -> None:
+    url = start_web()
+    start_worker()
+    page.goto(url + "/")
+    for _ in range(3):
+        page.get_by_label("E-mail").fill("bounce@example.com")
+        page.get_by_role("button", name="Send").click()
+    expect(page.locator("#jobs tr .status.FAILURE")).to_have_count(3, timeout=20_000)
+
+    page.goto(url + "/dashboard")
+    page.get_by_label("Bearer token of an admin").fill(create_token("ops", env["SECRET_KEY"], admin=True))
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#failed tr")).to_have_count(3)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    page.get_by_role("button", name="Retry all failed").click()
+    expect(page.get_by_role("status")).to_have_text("3 failed jobs queued again")
+    expect(page.locator("#failed tr")).to_have_count(6, timeout=20_000)  # the retries bounced too
+    assert dialogs == ["Run every failed job again (each once)?"]
+    page.get_by_label("Status").select_option("FAILURE")
+    rows = page.locator("#jobs tr")
+    expect(rows).to_have_count(6, timeout=20_000)
+    rows.first.get_by_role("button", name="Delete").click()
+    expect(page.locator("#jobs tr")).to_have_count(5, timeout=20_000)
+    assert dialogs[-1].startswith("Delete send_notification")
+    page.screenshot(path=tmp_path / "dashboard-failed.png", full_page=True)

@@ -39,7 +39,7 @@ async function api(method, path, { body, token } = {}) {
     throw new Error(detail);
   }
   clearError();
-  return response.json();
+  return response.status === 204 ? null : response.json();
 }
 
 // Follow a job: Server-Sent Events read with fetch() (EventSource cannot send a bearer token), polling only if

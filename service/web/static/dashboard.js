@@ -29,16 +29,40 @@ function fillTable(id, rows) {
   }));
 }
 
+function group(nodes) {
+  const span = document.createElement("span");
+  span.append(...nodes);
+  return span;
+}
+
 function wrap(node) {
   const td = document.createElement("td");
   td.append(node);
   return td;
 }
 
-async function act(path) {
+async function act(path, method = "POST", body = undefined) {
   const token = tokenInput.value.trim();
-  await api("POST", path, { token }).catch(() => {});
+  const answer = await api(method, path, { token, body }).catch(() => null);
   refresh();
+  return answer;
+}
+
+// Bulk and destructive actions ask first.
+document.getElementById("retry-all").addEventListener("click", async () => {
+  if (!confirm("Run every failed job again (each once)?")) return;
+  const answer = await act("/jobs/retry", "POST", { status: "FAILURE" });
+  if (answer) showNotice(`${answer.retried} failed jobs queued again`);
+});
+
+function deleteButton(job) {
+  return actionButton("Delete", () => {
+    if (confirm(`Delete ${job.name} ${job.id.slice(0, 8)}: its result, record and files?`)) act(`/jobs/${job.id}`, "DELETE");
+  });
+}
+
+function showNotice(text) {
+  document.getElementById("notice").textContent = text;
 }
 
 function drawChart(points) {
@@ -89,7 +113,8 @@ async function refresh() {
     const jobs = page.items.filter((j) => !name || j.name === name);
     fillTable("jobs", jobs.map((j) => [j.name, text("code", j.id.slice(0, 8)), text("span", j.status), j.queue,
       j.scheduled_for ? new Date(j.scheduled_for).toLocaleTimeString() : "-", j.owner || "-",
-      TERMINAL.has(j.status) ? (j.status === "SUCCESS" ? "" : actionButton("Retry", () => act(`/jobs/${j.id}/retry`)))
+      TERMINAL.has(j.status)
+        ? group(j.status === "SUCCESS" ? [deleteButton(j)] : [actionButton("Retry", () => act(`/jobs/${j.id}/retry`)), deleteButton(j)])
         : actionButton("Abort", () => act(`/jobs/${j.id}/abort`))]));
     for (const span of document.querySelectorAll("#jobs span")) span.className = "status " + span.textContent;
   } catch (_) { /* shown in the alert */ }
