@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 # Histogram buckets for job durations, in seconds (Prometheus `le`).
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+# ... and for the time a job waited in its queue, from due to start (what an autoscaler watches).
+WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 TERMINAL_OUTCOMES = frozenset({"success", "failure"})
 THROUGHPUT_KEEP_S = 2 * 3600
 FLUSH_EVERY_S = 2.0
@@ -38,6 +40,13 @@ class MetricsBuffer:
     buckets: Counter[str] = field(default_factory=Counter)
     sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     finished: Counter[int] = field(default_factory=Counter)
+    waits: Counter[str] = field(default_factory=Counter)  # "<name>|<bucket le>"
+    wait_sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # "<name>|sum"
+
+    def add_wait(self, name: str, wait_s: float) -> None:
+        bucket = next((f"{le:g}" for le in WAIT_BUCKETS if wait_s <= le), "+Inf")
+        self.waits[f"{name}|{bucket}"] += 1
+        self.wait_sums[f"{name}|sum"] += wait_s
 
     def add_enqueued(self, name: str) -> None:
         self.enqueued[name] += 1
@@ -52,9 +61,11 @@ class MetricsBuffer:
 
     def take(self) -> "MetricsBuffer":
         """Hand over the counts and start again from zero."""
-        taken = MetricsBuffer(self.enqueued, self.outcomes, self.buckets, self.sums, self.finished)
-        self.enqueued, self.outcomes, self.buckets = Counter(), Counter(), Counter()
-        self.sums, self.finished = defaultdict(float), Counter()
+        taken = MetricsBuffer(
+            self.enqueued, self.outcomes, self.buckets, self.sums, self.finished, self.waits, self.wait_sums
+        )
+        self.enqueued, self.outcomes, self.buckets, self.waits = Counter(), Counter(), Counter(), Counter()
+        self.sums, self.finished, self.wait_sums = defaultdict(float), Counter(), defaultdict(float)
         return taken
 
     def merge(self, other: "MetricsBuffer") -> None:
@@ -64,11 +75,14 @@ class MetricsBuffer:
         for name, total in other.sums.items():
             self.sums[name] += total
         self.finished.update(other.finished)
+        self.waits.update(other.waits)
+        for name, total in other.wait_sums.items():
+            self.wait_sums[name] += total
 
     async def flush(self, redis: ArqRedis) -> None:
         """Add the counts to Redis; on a Redis error they are kept for the next flush."""
         taken = self.take()
-        if not (taken.enqueued or taken.outcomes):
+        if not (taken.enqueued or taken.outcomes or taken.waits):
             return
         try:
             async with redis.pipeline(transaction=False) as pipe:
@@ -80,6 +94,10 @@ class MetricsBuffer:
                     pipe.hincrby(keys.METRICS_DURATIONS, name, count)
                 for name, total in taken.sums.items():
                     pipe.hincrbyfloat(keys.METRICS_DURATIONS, name, total)
+                for name, count in taken.waits.items():
+                    pipe.hincrby(keys.METRICS_WAITS, name, count)
+                for name, total in taken.wait_sums.items():
+                    pipe.hincrbyfloat(keys.METRICS_WAITS, name, total)
                 for minute, count in taken.finished.items():
                     pipe.incrby(keys.finished_per_minute(minute), count)
                     pipe.expire(keys.finished_per_minute(minute), THROUGHPUT_KEEP_S)

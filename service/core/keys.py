@@ -63,6 +63,7 @@ def job_events(job_id: str) -> str:
 
 METRICS_ENQUEUED = PREFIX + "metrics:enqueued"  # hash: job name -> count
 METRICS_OUTCOMES = PREFIX + "metrics:outcomes"  # hash: "<name>|<outcome>" -> count
+METRICS_WAITS = PREFIX + "metrics:waits"  # hash: "<name>|<bucket le>" / "<name>|sum": due to start
 METRICS_DURATIONS = PREFIX + "metrics:durations"  # hash: "<name>|<bucket le>" / "<name>|sum" / "<name>|count"
 
 

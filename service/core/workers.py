@@ -4,6 +4,7 @@ and, for this host alone, from the files their event loops touch (`python -m ser
 import os
 import time
 from pathlib import Path
+from typing import NotRequired
 
 import orjson
 from arq.connections import ArqRedis
@@ -25,6 +26,7 @@ class WorkerInfo(TypedDict):
     last_seen: int
     jobs_done: int
     running: int
+    queues: NotRequired[list[str]]  # the queues it takes jobs from, in priority order
 
 
 def alive_since_ms(now_s: float) -> int:

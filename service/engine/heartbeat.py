@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -30,7 +30,9 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-async def beat(redis: ArqRedis, worker_id: str, started_ms: int, stats: Mapping[str, int]) -> None:
+async def beat(
+    redis: ArqRedis, worker_id: str, started_ms: int, stats: Mapping[str, int], queues: Sequence[str] = ()
+) -> None:
     now_ms = int(time.time() * 1000)
     info = orjson.dumps(
         {
@@ -41,6 +43,7 @@ async def beat(redis: ArqRedis, worker_id: str, started_ms: int, stats: Mapping[
             "last_seen": now_ms,
             "jobs_done": stats.get("done", 0),
             "running": stats.get("running", 0),
+            "queues": list(queues),
         }
     )
     async with redis.pipeline(transaction=True) as pipe:
@@ -51,7 +54,12 @@ async def beat(redis: ArqRedis, worker_id: str, started_ms: int, stats: Mapping[
 
 
 async def beat_forever(
-    redis: ArqRedis, worker_id: str, stats: Mapping[str, int], metrics: MetricsBuffer, stop: asyncio.Event
+    redis: ArqRedis,
+    worker_id: str,
+    stats: Mapping[str, int],
+    metrics: MetricsBuffer,
+    stop: asyncio.Event,
+    queues: Sequence[str] = (),
 ) -> None:
     """Beat every WORKER_HEARTBEAT_S until `stop` is set, adding the process's metrics counted since the last beat
     to Redis. Stopped, not cancelled: a beat cancelled in flight could still land after `forget`."""
@@ -59,7 +67,7 @@ async def beat_forever(
     while not stop.is_set():
         await metrics.flush(redis)
         try:
-            await beat(redis, worker_id, started_ms, stats)
+            await beat(redis, worker_id, started_ms, stats, queues)
         except (RedisError, OSError) as e:
             logger.warning("worker heartbeat failed: %r", e)
         with contextlib.suppress(TimeoutError):

@@ -132,6 +132,7 @@ class _Run:
         self.job_id: str = ctx["job_id"]
         self.attempt: int = ctx["job_try"]
         self.enqueue_time: datetime | None = ctx.get("enqueue_time")
+        self.due_ms: int = ctx.get("score") or 0  # the job's score in its queue: when it was due
 
     async def start(self) -> JobContext:
         """Record the start (unless the take script did) and build the job's context; raise `JobAborted` if an
@@ -147,6 +148,8 @@ class _Run:
             aborted = True
         if aborted:
             raise JobAborted("the job was aborted before it started")
+        if self.engine is not None and self.due_ms:
+            self.engine.metrics.add_wait(self.kind.name, max(0, timestamp_ms() - self.due_ms) / 1000)
         return JobContext(self.job_id, self.attempt, self.settings, self.redis, owner=owner, name=self.kind.name)
 
     async def translate(self, exc: BaseException) -> BaseException:

@@ -148,7 +148,7 @@ class ServiceWorker(Worker):
         local.touch()
         self.claims = ClaimKeeper(self.settings.redis_url, local.stalled_for, self.in_progress_timeout_s)
         self.claims.start()
-        beats = heartbeat.beat_forever(self.pool, self.worker_id, self.stats, self.metrics, self._stop)
+        beats = heartbeat.beat_forever(self.pool, self.worker_id, self.stats, self.metrics, self._stop, self.queues)
         subscribed = asyncio.Event()
         self._listener = asyncio.create_task(
             wakeup.listen(self.pool, self._stop, self.wake, self.aborts.abort, subscribed), name="wakeup-listener"

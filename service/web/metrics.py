@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from service.core import keys
-from service.core.counters import DURATION_BUCKETS
+from service.core.counters import DURATION_BUCKETS, WAIT_BUCKETS
 from service.core.workers import alive_workers
 from service.kinds import Kinds, queues_of
 
@@ -36,15 +36,17 @@ def _counter(name: str, doc: str, counts: dict[str, float], kinds: Iterable[str]
     return family
 
 
-def _histogram(durations: dict[bytes, bytes]) -> HistogramMetricFamily:
+def _histogram(
+    name: str, doc: str, counts: dict[bytes, bytes], bounds: Iterable[float] = DURATION_BUCKETS
+) -> HistogramMetricFamily:
     per_job: dict[str, dict[str, float]] = defaultdict(dict)
-    for field, value in durations.items():
+    for field, value in counts.items():
         job, _, part = field.decode().rpartition("|")
         per_job[job][part] = float(value)
-    family = HistogramMetricFamily("arqjobs_job_duration_seconds", "Job run time, per try", labels=["job"])
+    family = HistogramMetricFamily(name, doc, labels=["job"])
     for job, parts in sorted(per_job.items()):
         cumulative, buckets = 0.0, []
-        for le in [f"{b:g}" for b in DURATION_BUCKETS] + ["+Inf"]:
+        for le in [f"{b:g}" for b in bounds] + ["+Inf"]:
             cumulative += parts.get(le, 0.0)
             buckets.append((le, cumulative))
         family.add_metric([job], buckets, parts.get("sum", 0.0))
@@ -66,11 +68,12 @@ async def render_metrics(redis: ArqRedis, kinds: Kinds) -> bytes:
         pipe.hgetall(keys.METRICS_ENQUEUED)
         pipe.hgetall(keys.METRICS_OUTCOMES)
         pipe.hgetall(keys.METRICS_DURATIONS)
+        pipe.hgetall(keys.METRICS_WAITS)
         for queue in queues:
             pipe.zcount(keys.queue_key(queue), "-inf", now_ms)
             pipe.zcount(keys.queue_key(queue), f"({now_ms}", "+inf")
             pipe.zrangebyscore(keys.queue_key(queue), "-inf", now_ms, start=0, num=1, withscores=True)
-        enqueued, outcomes, durations, *per_queue = await pipe.execute()
+        enqueued, outcomes, durations, waits, *per_queue = await pipe.execute()
     depth = dict(zip(queues, per_queue[0::3], strict=True))
     scheduled = dict(zip(queues, per_queue[1::3], strict=True))
     oldest = {
@@ -78,6 +81,7 @@ async def render_metrics(redis: ArqRedis, kinds: Kinds) -> bytes:
     }
     workers = await alive_workers(redis, time.time())
     names = list(kinds)
+    serving = {queue: float(sum(queue in w.get("queues", [queue]) for w in workers)) for queue in queues}
 
     by_outcome: dict[str, dict[str, float]] = {name: {} for name in [*OUTCOME_METRICS.values(), "aborted"]}
     for field, value in outcomes.items():
@@ -90,7 +94,11 @@ async def render_metrics(redis: ArqRedis, kinds: Kinds) -> bytes:
         _counter("failed", "Jobs that failed for good", by_outcome["failed"], names),
         _counter("retried", "Tries that failed and were scheduled again", by_outcome["retried"], names),
         _counter("aborted", "Jobs aborted through the API", by_outcome["aborted"], names),
-        _histogram(durations),
+        _histogram("arqjobs_job_duration_seconds", "Job run time, per try", durations),
+        _histogram(
+            "arqjobs_queue_wait_seconds", "Time a try waited in its queue, from due to start", waits, WAIT_BUCKETS
+        ),
+        _per_queue("arqjobs_workers_serving", "Live worker processes that take jobs from the queue", serving),
         _per_queue("arqjobs_queue_depth", "Jobs due to run, waiting for a worker or running", depth),
         _per_queue(
             "arqjobs_jobs_scheduled", "Jobs not due yet (scheduled, or a retry waiting out its back-off)", scheduled

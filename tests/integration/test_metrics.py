@@ -150,3 +150,24 @@ async def test_the_openapi_document_bounds_the_listing_limit(client: AsyncClient
     limit = next(p for p in parameters if p["name"] == "limit")
     assert limit["schema"] == IsPartialDict(type="integer", minimum=1, maximum=100, default=20)
     assert "1 to 100" in limit["description"]
+
+
+async def test_metrics_an_autoscaler_can_use(
+    client: AsyncClient, worker: Callable[..., Worker], arq_pool: ArqRedis
+) -> None:
+    # The time each job waited in its queue (due to start), per kind; the workers serving each queue.
+    await client.post("/tasks", json={"type": 0})
+    await client.post("/tasks", json={"type": 0})
+    running = asyncio.create_task(worker(burst=False, queues=["default"]).main())
+
+    async def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        got = samples((await client.get("/metrics")).text)
+        waited = got.get(("arqjobs_queue_wait_seconds_count", (("job", "run_sleep_task"),)), 0)
+        serving = got.get(("arqjobs_workers_serving", (("queue", "default"),)), 0)
+        return got if waited == 2 and serving == 1 else None
+
+    got = await run_until(counted, "the waits and the worker's heartbeat in /metrics")
+    running.cancel()
+    assert got[("arqjobs_workers_serving", (("queue", "reports"),))] == 0
+    assert got[("arqjobs_queue_wait_seconds_bucket", (("job", "run_sleep_task"), ("le", "+Inf")))] == 2
+    assert got[("arqjobs_oldest_due_job_age_seconds", (("queue", "default"),))] >= 0
