@@ -179,3 +179,21 @@ def test_dashboard_retry_all_failed_and_delete(
     expect(page.locator("#jobs tr")).to_have_count(5, timeout=20_000)
     assert dialogs[-1].startswith("Delete send_notification")
     page.screenshot(path=tmp_path / "dashboard-failed.png", full_page=True)
+
+
+def test_a_reload_keeps_the_user_s_jobs(
+    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str], page: Page
+) -> None:
+    url = start_web()
+    start_worker()
+    page.goto(url + "/")
+    page.get_by_role("button", name="Short").click()  # anonymous: kept by this browser
+    page.get_by_label("Bearer token").fill(create_token("alice", env["SECRET_KEY"]))
+    page.get_by_role("button", name="Request report").click()  # signed in: listed by GET /jobs
+    expect(page.locator("#jobs tr .status.SUCCESS")).to_have_count(2, timeout=20_000)
+    page.reload()
+    rows = page.locator("#jobs tr")
+    expect(rows).to_have_count(2)
+    expect(rows.locator(".status.SUCCESS")).to_have_count(2)
+    expect(page.locator("#jobs")).to_contain_text("Report")
+    expect(page.locator("#jobs")).to_contain_text("Task (Short)")

@@ -54,8 +54,43 @@ function render(row, view, token) {
 
 async function start(label, request, token) {
   const created = await request;
-  const row = addRow(created.task_id, label);
-  followJob(created.task_id, token, (view) => render(row, view, token));
+  if (!token) rememberAnonymous(created.task_id, label);
+  show(created.task_id, label, token);
+}
+
+function show(id, label, token) {
+  if (document.getElementById("job-" + id)) return;
+  const row = addRow(id, label);
+  followJob(id, token, (view) => render(row, view, token));
+}
+
+// A reload loses nothing: the signed-in user's own jobs come from GET /jobs, this browser's anonymous ones from
+// local storage (their ids are unguessable and nothing else lists them).
+const ANONYMOUS = "anonymousJobs";
+const KEEP_ANONYMOUS = 50;
+
+function rememberAnonymous(id, label) {
+  const jobs = JSON.parse(localStorage.getItem(ANONYMOUS) || "[]").filter((job) => job.id !== id);
+  jobs.push({ id, label });
+  localStorage.setItem(ANONYMOUS, JSON.stringify(jobs.slice(-KEEP_ANONYMOUS)));
+}
+
+async function restoreJobs() {
+  const token = tokenInput.value.trim();
+  const anonymous = JSON.parse(localStorage.getItem(ANONYMOUS) || "[]");
+  const kept = [];
+  for (const job of anonymous) {  // oldest first: each new row goes on top
+    const response = await fetch(`/jobs/${job.id}`);
+    if (response.ok) {
+      kept.push(job);
+      show(job.id, job.label, "");
+    }
+  }
+  localStorage.setItem(ANONYMOUS, JSON.stringify(kept));  // expired ones are forgotten
+  if (token) {
+    const page = await api("GET", "/jobs?limit=20", { token }).catch(() => null);
+    for (const view of (page ? page.items : []).reverse()) show(view.id, label(view.name), token);
+  }
 }
 
 async function download(id, token) {
@@ -111,6 +146,7 @@ function exampleArgs(schema) {
 }
 
 loadKinds().then((kinds) => {
+  restoreJobs().catch(() => {});
   for (const kind of kinds) {
     LABELS[kind.name] = kind.title;
     const option = document.createElement("option");
