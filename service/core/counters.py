@@ -11,7 +11,6 @@ import logging
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
@@ -111,15 +110,3 @@ class MetricsBuffer:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
             await self.flush(redis)
-
-
-def process_stats(ctx: dict[str, Any]) -> Counter[str]:
-    """This worker process's own counts (jobs done, running), shared by all its jobs' ctx copies."""
-    stats: Counter[str] = ctx.setdefault("stats", Counter())
-    return stats
-
-
-def metrics_buffer(ctx: dict[str, Any]) -> MetricsBuffer:
-    """This worker process's metrics not yet in Redis, shared by all its jobs' ctx copies."""
-    buffer: MetricsBuffer = ctx.setdefault("metrics", MetricsBuffer())
-    return buffer

@@ -19,7 +19,8 @@ class TransientFailure(PublicFailure):
 
 
 class JobAborted(PublicFailure):
-    """Raised in place of the cancellation of a job aborted through the API while it ran (status REVOKED)."""
+    """Ends a job aborted through the API before its code could start (status REVOKED); a running one is cancelled
+    the way arq cancels an aborted job."""
 
 
 UNEXPECTED = "the job failed unexpectedly; the worker's log has the details"

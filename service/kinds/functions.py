@@ -8,6 +8,7 @@ workers must declare the same function: name it in `JOB_KINDS` as `module:functi
 """
 
 import asyncio
+import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from service.kinds.context import JobContext
-from service.kinds.declare import REGISTRY, Kind, job_kind
+from service.kinds.declare import Kind, job_kind
 
 _BY_FUNCTION: dict[Callable[..., Any], Kind[Any, Any]] = {}
 
@@ -81,11 +82,9 @@ def bind(kind: Kind[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) ->
 
 def load_function(entry: str) -> Kind[Any, Any]:
     """`module:function` (from JOB_KINDS) as a kind."""
-    import importlib
-
     module_name, _, attribute = entry.partition(":")
     func = getattr(importlib.import_module(module_name), attribute)
     return function_kind(func)
 
 
-__all__ = ["REGISTRY", "JobArgumentsInvalid", "bind", "function_kind", "load_function"]
+__all__ = ["JobArgumentsInvalid", "bind", "function_kind", "load_function"]
