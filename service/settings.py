@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     worker_queues: CommaList = []
     # Modules of job kinds beyond the ones this service ships with (`service.kinds.KIND_MODULES`).
     job_kinds: CommaList = []
+    # Webhooks (`callback_url` on POST /jobs): the hosts that may be called (`host`, `host:port`, or a network such
+    # as `10.0.0.0/8` that a listed name may resolve into; default none: every callback_url is refused), and the key
+    # of each delivery's `X-Signature` HMAC (a callback_url is refused while it is unset).
+    webhook_allowed_hosts: CommaList = []
+    webhook_secret: str | None = None
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
 
     @model_validator(mode="after")
     def _warn_dev_secret(self) -> Self:

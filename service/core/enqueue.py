@@ -125,6 +125,8 @@ async def enqueue(
     queue: str = keys.DEFAULT_QUEUE,
     run_at_ms: int | None = None,
     job_id: str | None = None,
+    callback_url: str | None = None,
+    traceparent: str | None = None,
 ) -> Enqueued:
     """Queue `function_name(**kwargs)` on `queue` for arq's workers, due at once or at `run_at_ms`; raise
     `QuotaExceeded` if `owner` has `max_active` jobs (scheduled ones count).
@@ -135,6 +137,49 @@ async def enqueue(
     writes the job record, the listing indexes, the quota entry, the idempotency key (scoped to `owner`) and the
     wake-up for idle workers with the job itself.
     """
+    prepared = prepare(
+        function_name, kwargs, record_ttl_s=record_ttl_s, owner=owner, idempotency_key=idempotency_key,
+        fingerprint=fingerprint, max_active=max_active, queue=queue, run_at_ms=run_at_ms, job_id=job_id,
+        callback_url=callback_url, traceparent=traceparent,
+    )  # fmt: skip
+    script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
+    outcome, found = await script(keys=prepared.keys, args=prepared.args)
+    if outcome == 2:
+        raise QuotaExceeded(f"at most {max_active} jobs may be pending or running per user")
+    if outcome == 3:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was first used for a different request (method, path, query or body); "
+            "use a new key for a new request"
+        )
+    return Enqueued(job_id=found.decode(), created=outcome == 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """ENQUEUE_SCRIPT's keys and arguments for one job: what `enqueue` runs, or a transaction runs with its own
+    commands (a worker queueing a webhook in the transaction that finishes the job)."""
+
+    job_id: str
+    keys: list[str]
+    args: list[str | int | bytes]
+
+
+def prepare(
+    function_name: str,
+    kwargs: dict[str, Any],
+    *,
+    record_ttl_s: int,
+    owner: str | None = None,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    max_active: int = 0,
+    queue: str = keys.DEFAULT_QUEUE,
+    run_at_ms: int | None = None,
+    job_id: str | None = None,
+    callback_url: str | None = None,
+    traceparent: str | None = None,
+) -> Prepared:
+    """The job's definition in arq's wire format, its record, and ENQUEUE_SCRIPT's keys and arguments."""
     job_id = job_id or uuid4().hex
     now_ms = timestamp_ms()
     payload = serialize_job(function_name, (), kwargs, None, now_ms, serializer=job_serializer)
@@ -145,6 +190,10 @@ async def enqueue(
         record += [Field.OWNER, owner]
     if run_at_ms is not None:
         record += [Field.SCHEDULED_FOR, run_at_ms]
+    if callback_url is not None:
+        record += [Field.CALLBACK_URL, callback_url]
+    if traceparent is not None:
+        record += [Field.TRACEPARENT, traceparent]
     scope = owner or "~"
     script_keys = [
         job_key_prefix + job_id,
@@ -171,16 +220,7 @@ async def enqueue(
         fingerprint,
         due_ms,
     ]
-    script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
-    outcome, found = await script(keys=script_keys, args=[*args, *record])
-    if outcome == 2:
-        raise QuotaExceeded(f"at most {max_active} jobs may be pending or running per user")
-    if outcome == 3:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was first used for a different request (method, path, query or body); "
-            "use a new key for a new request"
-        )
-    return Enqueued(job_id=found.decode(), created=outcome == 1)
+    return Prepared(job_id, script_keys, [*args, *record])
 
 
 async def abort(

@@ -46,6 +46,7 @@ class Snapshot:
     enqueued_ms: int
     traceback: str | None = None  # a failed try's, for admins
     retried_as: str | None = None
+    callback_url: str | None = None
 
     def detail(self, user: User | None) -> JobView:
         """The view with what only some may see: the arguments for an admin and for the owner of an owned job,
@@ -193,6 +194,7 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
     )
     kwargs = source.get("k")
     traceback, retried_as = record.get(Field.TRACEBACK), record.get(Field.RETRIED_AS)
+    callback_url = record.get(Field.CALLBACK_URL)
     return Snapshot(
         view,
         view.name,
@@ -200,6 +202,7 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
         int(source.get("et") or 0),
         traceback.decode() if traceback else None,
         retried_as.decode() if retried_as else None,
+        callback_url.decode() if callback_url else None,
     )
 
 

@@ -18,13 +18,13 @@ from arq.utils import timestamp_ms
 from service.core import keys
 from service.core.record import LUA_ANNOUNCE, lua
 
-REPLIES_PER_JOB = 6
+REPLIES_PER_JOB = 7
 
 # Returns first when the next job not yet due in any of these queues is due (ms; -1 if none is among the first
 # `count` of its queue, or if every free slot was filled: the worker then looks again as one of its jobs ends),
-# then six values per
+# then seven values per
 # claimed job: id, queue score, whether the start was recorded (and the claim is short), whether an abort was asked
-# for before, the owner (or false), the index of its queue in KEYS. The queues are read in order, so while a job of
+# for before, the owner (or ''), the index of its queue in KEYS, its callback URL (or ''). The queues are read in order, so while a job of
 # an earlier queue is due it is taken first. Keys other than the queues are named from ARGV prefixes, not declared
 # in KEYS: the script is for one server, as arq is (no Redis Cluster).
 # KEYS: the worker's queues, in priority order. ARGV: now ms, arq's claim lifetime ms, read count per queue, free
@@ -50,7 +50,7 @@ for q = 1, #KEYS do
       free = free - 1
       local lifetime, recorded, abort = claim_ms, 0, 0
       local record = record_prefix .. id
-      local seen = redis.call('HMGET', record, '$enqueued_at', '$abort_requested', '$owner')
+      local seen = redis.call('HMGET', record, '$enqueued_at', '$abort_requested', '$owner', '$callback_url')
       if seen[1] then
         lifetime, recorded = short_claim_ms, 1
         if seen[2] then abort = 1 end
@@ -61,7 +61,7 @@ for q = 1, #KEYS do
         $announce
       end
       redis.call('PSETEX', claim, lifetime, '1')
-      for _, value in ipairs({id, head[i + 1], recorded, abort, seen[3] or '', q - 1}) do
+      for _, value in ipairs({id, head[i + 1], recorded, abort, seen[3] or '', q - 1, seen[4] or ''}) do
         taken[#taken + 1] = value
       end
     end
@@ -83,6 +83,7 @@ class Claimed:
     abort_requested: bool
     owner: str | None
     queue_key: str  # the queue it was taken from
+    callback_url: str | None = None  # where its webhook goes when it ends
 
 
 async def take(
@@ -103,7 +104,7 @@ async def take(
     next_due, jobs = int(replies[0]), replies[1:]
     claimed = []
     for n in range(0, len(jobs), REPLIES_PER_JOB):
-        raw_id, score, recorded, abort, owner, queue = jobs[n : n + REPLIES_PER_JOB]
+        raw_id, score, recorded, abort, owner, queue, callback = jobs[n : n + REPLIES_PER_JOB]
         claimed.append(
             Claimed(
                 raw_id.decode(),
@@ -112,6 +113,7 @@ async def take(
                 abort == 1,
                 owner.decode() or None,
                 queue_keys[int(queue)],
+                callback.decode() or None,
             )
         )
     return claimed, (next_due if next_due >= 0 else None)

@@ -21,6 +21,7 @@ KIND_MODULES = (
     "service.kinds.tasks",
     "service.kinds.notifications",
     "service.kinds.reports",
+    "service.kinds.webhooks",
 )
 
 Kinds = dict[str, Kind[Any, Any]]

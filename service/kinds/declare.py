@@ -56,6 +56,8 @@ class Kind(Generic[A, R]):
     backoff: Backoff = field(default_factory=Backoff)
     timeout_s: float | None = None
     schedule: str | None = None  # a cron expression (five fields), for a recurring kind
+    # Queued by the service itself (a webhook's delivery), never through `POST /jobs`; listed like any other job.
+    internal: bool = False
     module: str = ""
 
     async def __call__(self, job: JobContext, args: A) -> R:
@@ -85,6 +87,7 @@ def job_kind(
     backoff: Backoff | None = None,
     timeout_s: float | None = None,
     schedule: str | None = None,
+    internal: bool = False,
 ) -> Callable[[Callable[[JobContext, A], Awaitable[R]]], Kind[A, R]]:
     """Declare the decorated coroutine `async def f(job: JobContext, args: Model)` as a kind of job."""
 
@@ -111,6 +114,7 @@ def job_kind(
             backoff=backoff or Backoff(),
             timeout_s=timeout_s,
             schedule=schedule,
+            internal=internal,
             module=run.__module__,
         )
         existing = REGISTRY.get(kind_name)

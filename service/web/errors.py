@@ -20,6 +20,7 @@ from service.core.exceptions import (
     NotOwner,
     QuotaExceeded,
 )
+from service.core.webhooks import CallbackRefused
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ async def _on_idempotency_key_reused(_: Request, exc: Exception) -> JSONResponse
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+async def _on_callback_refused(_: Request, exc: Exception) -> JSONResponse:
+    detail = [{"type": "callback_refused", "loc": ["body", "callback_url"], "msg": str(exc)}]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 async def _on_redis_error(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("redis unavailable during %s %s: %r", request.method, request.url.path, exc)
     return queue_unavailable()
@@ -116,6 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QuotaExceeded, _on_quota)
     app.add_exception_handler(BadCursor, _on_bad_cursor)
     app.add_exception_handler(IdempotencyKeyReused, _on_idempotency_key_reused)
+    app.add_exception_handler(CallbackRefused, _on_callback_refused)
     app.add_exception_handler(RedisError, _on_redis_error)
     # Starlette hands an exception raised while Redis hangs up mid-reply here too.
     app.add_exception_handler(ConnectionResetError, _on_redis_error)

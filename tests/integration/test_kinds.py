@@ -30,13 +30,21 @@ V1_KINDS = {
 
 async def test_get_kinds_lists_every_declared_kind_with_its_schema(client: AsyncClient) -> None:
     items = {item["name"]: item for item in (await client.get("/kinds")).json()["items"]}
-    assert set(items) == set(V1_KINDS)
+    assert set(items) == {*V1_KINDS, "webhook"}
     for name, expected in V1_KINDS.items():
         item = items[name]
         assert item == IsPartialDict(
-            name=name, description=IsStr(min_length=1), schedule=None, max_tries=5, timeout_s=None, **expected
+            name=name,
+            description=IsStr(min_length=1),
+            schedule=None,
+            max_tries=5,
+            timeout_s=None,
+            internal=False,
+            **expected,
         )
         assert item["input_schema"]["type"] == "object"
+    # Queued by the service as a job ends, never through POST /jobs.
+    assert items["webhook"] == IsPartialDict(internal=True, max_tries=20)
     assert items["send_notification"]["input_schema"]["required"] == ["email"]
     assert items["run_sleep_task"]["input_schema"]["properties"]["type"] == IsPartialDict(minimum=0, maximum=3)
 

@@ -55,6 +55,7 @@ class Submitter:
         run_at: datetime | None = None,
         job_id: str | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> str:
         """Queue a job of `kind` on its queue for `owner`, due at once or at `run_at`; returns its id (the first
         call's, for an Idempotency-Key repeat)."""
@@ -71,6 +72,7 @@ class Submitter:
             job_id=job_id,
             queue=kind.queue,
             run_at_ms=None if run_at is None else int(run_at.timestamp() * 1000),
+            callback_url=callback_url,
         )
         if queued.created:
             self.metrics.add_enqueued(kind.name)

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Body, Response, status
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from service.core.exceptions import NotAuthenticated
+from service.core.webhooks import MAX_URL_LENGTH, Allowlist, CallbackRefused, check_callback
 from service.kinds import Kind, Kinds
 from service.kinds.schedule import next_run
+from service.settings import Settings
 from service.web.api.common import SubmitDep
-from service.web.deps import OptionalUser
+from service.web.deps import OptionalUser, SettingsDep
 from service.web.schemas import ErrorDetailOut, TaskCreatedOut
 
 
@@ -22,6 +24,7 @@ class KindOut(BaseModel):
     input_schema: dict[str, Any] = Field(description="the JSON Schema of `args` in `POST /jobs`")
     result_schema: dict[str, Any] | None
     owner_required: bool = Field(description="a bearer token is needed to enqueue it")
+    internal: bool = Field(description="queued by the service itself (a webhook's delivery), not by `POST /jobs`")
     queue: str
     max_tries: int
     timeout_s: float | None
@@ -41,6 +44,7 @@ def _kind_out(kind: Kind[Any, Any], now: datetime) -> KindOut:
         input_schema=kind.input_schema(),
         result_schema=kind.result_schema(),
         owner_required=kind.owner_required,
+        internal=kind.internal,
         queue=kind.queue,
         max_tries=kind.max_tries,
         timeout_s=kind.timeout_s,
@@ -68,6 +72,11 @@ class JobRequest(BaseModel):
     )
     run_at: Annotated[AwareDatetime, BeforeValidator(_iso_text)] | None = Field(
         default=None, description="run it at this time: ISO-8601 with an offset (not with delay_s); past: at once"
+    )
+    callback_url: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_URL_LENGTH)] | None = Field(
+        default=None,
+        description="POST the job's view here when it ends, signed (`X-Signature: sha256=<HMAC>`); only hosts in "
+        "WEBHOOK_ALLOWED_HOSTS",
     )
 
     @model_validator(mode="after")
@@ -100,10 +109,17 @@ def _request_model(kind: Kind[Any, Any]) -> type["JobRequest"]:
     return model
 
 
+async def _check_callback(url: str, settings: Settings) -> None:
+    """Refuse (422) a callback this service may not call: see `service.core.webhooks`."""
+    if not settings.webhook_secret:
+        raise CallbackRefused("webhooks are off: WEBHOOK_SECRET is not set")
+    await check_callback(url, Allowlist.parse(settings.webhook_allowed_hosts))
+
+
 def kinds_router(kinds: Kinds) -> APIRouter:
     """The routes for these kinds: built when the app is, from the kinds it loaded."""
     router = APIRouter(tags=["jobs"])
-    models = [_request_model(kind) for kind in kinds.values()]
+    models = [_request_model(kind) for kind in kinds.values() if not kind.internal]
     # A union tagged by `name`: an unknown name, or args that do not fit that kind's model, is a 422 that says so.
     job_request: Any = models[0] if len(models) == 1 else Annotated[Union[tuple(models)], Field(discriminator="name")]  # noqa: UP007
 
@@ -119,14 +135,23 @@ def kinds_router(kinds: Kinds) -> APIRouter:
         responses={200: {"model": TaskCreatedOut}, 401: {"model": ErrorDetailOut}, 422: {"model": ErrorDetailOut}},
     )
     async def create_job(
-        request: Annotated[job_request, Body()], submit: SubmitDep, user: OptionalUser, response: Response
+        request: Annotated[job_request, Body()],
+        submit: SubmitDep,
+        user: OptionalUser,
+        response: Response,
+        settings: SettingsDep,
     ) -> TaskCreatedOut:
         """Queue a job of any kind (`GET /kinds`); follow it at the `Location` header. A job enqueued with a token
         is owned by its caller; a kind with `owner_required` needs one."""
         kind = kinds[request.name]
         if kind.owner_required and user is None:
             raise NotAuthenticated(f"a bearer token is required for {kind.name} jobs")
-        task_id = await submit(kind, request.args, owner=user.id if user else None, run_at=request.due())
+        callback_url = request.callback_url
+        if callback_url is not None:
+            await _check_callback(callback_url, settings)
+        task_id = await submit(
+            kind, request.args, owner=user.id if user else None, run_at=request.due(), callback_url=callback_url
+        )
         response.headers["Location"] = f"/jobs/{task_id}"
         return TaskCreatedOut(task_id=task_id)
 

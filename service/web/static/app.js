@@ -149,6 +149,7 @@ loadKinds().then((kinds) => {
   restoreJobs().catch(() => {});
   for (const kind of kinds) {
     LABELS[kind.name] = kind.title;
+    if (kind.internal) continue;  // queued by the service itself (a webhook's delivery), not from here
     const option = document.createElement("option");
     option.value = kind.name;
     option.textContent = `${kind.title} (${kind.name})`;
