@@ -8,7 +8,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY worker_settings.py ./
-RUN pip install . && useradd --create-home app && mkdir -p /data && chown app /data
+RUN pip install '.[otel]' && useradd --create-home app && mkdir -p /data && chown app /data
 USER app
 EXPOSE 8000
 CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000"]

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     webhook_allowed_hosts: CommaList = []
     webhook_secret: str | None = None
     webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    # OpenTelemetry (the `otel` extra): with an endpoint, traces go there over OTLP/HTTP (protobuf); unset, none are
+    # made. The service name defaults to fastapi-arq-jobs-web and fastapi-arq-jobs-worker.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str | None = None
 
     @model_validator(mode="after")
     def _warn_dev_secret(self) -> Self:

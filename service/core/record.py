@@ -32,6 +32,7 @@ class Field(StrEnum):
     CALLBACK_URL = "callback_url"  # where its webhook goes when it ends (`POST /jobs` with a callback_url)
     WEBHOOK_JOB = "webhook_job"  # the id of the job that delivers that webhook, once queued
     TRACEPARENT = "traceparent"  # the W3C trace context of its enqueue, when tracing is on
+    TRACE_LAST_TRY = "trace_last_try"  # that of its latest try that ended in a retry (the next try links to it)
 
 
 def lua(script: str) -> str:

@@ -25,10 +25,11 @@ from arq.worker import Function, func
 from pydantic import BaseModel, ValidationError
 from redis.asyncio.client import Pipeline
 
-from service.core import events, keys
+from service.core import events, keys, tracing
 from service.core.enqueue import RECORD_MARGIN_S
 from service.core.failures import JobAborted, PermanentFailure, TransientFailure, public_error
 from service.core.record import Field
+from service.core.tracing import Tracing
 from service.kinds import JobContext, Kind, Kinds
 from service.kinds.declare import Backoff
 from service.kinds.schedule import parse_cron
@@ -91,9 +92,11 @@ async def _record_start(
     return abort_requested is not None, owner.decode() if owner else None
 
 
-async def _record_retry(redis: ArqRedis, job_id: str, error: BaseException) -> None:
+async def _record_retry(redis: ArqRedis, job_id: str, error: BaseException, traced: bool) -> None:
     error_info = public_error(error)
     record = {Field.ERROR_TYPE: error_info["type"], Field.ERROR_MESSAGE: error_info["message"]}
+    if traced and (traceparent := tracing.current_traceparent()):
+        record[Field.TRACE_LAST_TRY] = traceparent  # the next try's span links to this one
     await redis.hset(keys.job_record(job_id), mapping=record)  # type: ignore[misc]  # async client
 
 
@@ -133,6 +136,7 @@ class _Run:
         self.attempt: int = ctx["job_try"]
         self.enqueue_time: datetime | None = ctx.get("enqueue_time")
         self.due_ms: int = ctx.get("score") or 0  # the job's score in its queue: when it was due
+        self.tracing: Tracing | None = self.engine.tracing if self.engine else None
 
     async def start(self) -> JobContext:
         """Record the start (unless the take script did) and build the job's context; raise `JobAborted` if an
@@ -149,8 +153,12 @@ class _Run:
         if aborted:
             raise JobAborted("the job was aborted before it started")
         if self.engine is not None and self.due_ms:
-            self.engine.metrics.add_wait(self.kind.name, max(0, timestamp_ms() - self.due_ms) / 1000)
+            self.engine.metrics.add_wait(self.kind.name, self.waited_s())
         return JobContext(self.job_id, self.attempt, self.settings, self.redis, owner=owner, name=self.kind.name)
+
+    def waited_s(self) -> float:
+        """How long this try waited in its queue, from when it was due until now."""
+        return max(0, timestamp_ms() - self.due_ms) / 1000 if self.due_ms else 0.0
 
     async def translate(self, exc: BaseException) -> BaseException:
         """What a job's exception becomes for arq: a `TransientFailure` arq's `Retry` with back-off (or a
@@ -160,7 +168,7 @@ class _Run:
             return exc
         if self.attempt >= self.kind.max_tries:
             return PermanentFailure(f"gave up after {self.attempt} tries: {exc}")
-        await _record_retry(self.redis, self.job_id, exc)
+        await _record_retry(self.redis, self.job_id, exc, self.tracing is not None)
         return Retry(defer=backoff_s(self.kind.backoff, self.attempt, self.settings.sleep_scale))
 
     def finish(self, error: BaseException | None, duration_s: float) -> None:
@@ -180,26 +188,65 @@ class _Run:
         logger.log(level, "job ended", extra=extra)
 
 
+async def _attempt(kind: Kind[Any, Any], job_run: _Run, kwargs: dict[str, Any]) -> Any:
+    if job_run.engine is not None:
+        job_run.engine.stats["running"] += 1
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        job = await job_run.start()
+        return _plain(await kind.run(job, _arguments(kind, kwargs)))
+    except BaseException as e:
+        error = await job_run.translate(e)
+        if error is e:
+            raise
+        raise error from e
+    finally:
+        if job_run.engine is not None:
+            job_run.engine.stats["running"] -= 1
+            job_run.engine.stats["done"] += 1
+        job_run.finish(error, round(time.perf_counter() - started, 6))
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.decode() if raw else None
+
+
+async def _traced_attempt(kind: Kind[Any, Any], job_run: _Run, kwargs: dict[str, Any], traced: Tracing) -> Any:
+    """The try in its span: a child of the job's enqueue span, linked to the previous try's."""
+    record_key = keys.job_record(job_run.job_id)
+    traceparent, previous = await job_run.redis.hmget(record_key, [Field.TRACEPARENT, Field.TRACE_LAST_TRY])
+    attributes = {
+        "job.id": job_run.job_id,
+        "job.kind": kind.name,
+        "job.queue": kind.queue,
+        "job.try": job_run.attempt,
+        "job.queue_wait_s": job_run.waited_s(),
+        "messaging.system": "arq",
+        "messaging.message.id": job_run.job_id,
+    }
+    with traced.try_span(kind.name, attributes, _text(traceparent), _text(previous)) as span:
+        try:
+            result = await _attempt(kind, job_run, kwargs)
+        except BaseException as e:
+            outcome = _outcome(e)
+            span.set_attribute("job.outcome", outcome)
+            if isinstance(e, Retry):
+                span.add_event("retry", {"job.retry_in_s": (e.defer_score or 0) / 1000})
+            elif outcome == "failure":
+                span.record_exception(e)
+                span.set_status(tracing.error_status(public_error(e)["message"]))
+            raise
+        span.set_attribute("job.outcome", "success")
+        return result
+
+
 def _wrap(kind: Kind[Any, Any]) -> Any:
     async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
         job_run = _Run(kind, ctx)
-        if job_run.engine is not None:
-            job_run.engine.stats["running"] += 1
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            job = await job_run.start()
-            return _plain(await kind.run(job, _arguments(kind, kwargs)))
-        except BaseException as e:
-            error = await job_run.translate(e)
-            if error is e:
-                raise
-            raise error from e
-        finally:
-            if job_run.engine is not None:
-                job_run.engine.stats["running"] -= 1
-                job_run.engine.stats["done"] += 1
-            job_run.finish(error, round(time.perf_counter() - started, 6))
+        if job_run.tracing is None:
+            return await _attempt(kind, job_run, kwargs)
+        return await _traced_attempt(kind, job_run, kwargs, job_run.tracing)
 
     run.__name__ = run.__qualname__ = kind.name
     return run

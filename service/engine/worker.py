@@ -46,6 +46,7 @@ from service.core.enqueue import ENQUEUE_SCRIPT, RECORD_MARGIN_S
 from service.core.record import Field
 from service.core.serialization import job_deserializer
 from service.core.status import ABORT_ERROR_TYPES
+from service.core.tracing import Tracing
 from service.core.webhooks import webhook_job
 from service.engine import compat, heartbeat, wakeup
 from service.engine.aborts import Aborts
@@ -73,6 +74,7 @@ class ServiceWorker(Worker):
         settings: Settings | None = None,
         worker_id: str | None = None,
         queues: Sequence[str] = (keys.DEFAULT_QUEUE,),
+        tracing: Tracing | None = None,
         poll_delay: SecondsTimedelta = 0.5,
         on_startup: StartupShutdown | None = None,
         on_shutdown: StartupShutdown | None = None,
@@ -100,6 +102,10 @@ class ServiceWorker(Worker):
         )
         self.settings = settings or get_settings()
         self.worker_id = worker_id or heartbeat.new_worker_id()
+        # OTEL_EXPORTER_OTLP_ENDPOINT unset: None, and no job makes a span (`runtime`).
+        self.tracing = tracing or Tracing.start(
+            self.settings.otel_exporter_otlp_endpoint, self.settings.otel_service_name or "fastapi-arq-jobs-worker"
+        )
         self.max_wait_s = to_seconds(poll_delay)
         self.queues = list(queues)
         self.queue_keys = [keys.queue_key(queue) for queue in queues]
@@ -176,6 +182,8 @@ class ServiceWorker(Worker):
         if self._batcher is not None:
             await self._batcher.drain()
         await self.metrics.flush(self.pool)
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # the last tries' spans go out before the process ends
         with contextlib.suppress(Exception):
             await heartbeat.forget(self.pool, self.worker_id)
 
@@ -388,6 +396,7 @@ ServiceWorker.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("worker_id", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("queues", inspect.Parameter.KEYWORD_ONLY, default=(keys.DEFAULT_QUEUE,)),
+        inspect.Parameter("tracing", inspect.Parameter.KEYWORD_ONLY, default=None),
     ]
 )
 

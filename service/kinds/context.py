@@ -6,7 +6,7 @@ from pathlib import Path
 
 from arq.connections import ArqRedis
 
-from service.core import events, keys
+from service.core import events, keys, tracing
 from service.core.record import Field
 from service.kinds import effects
 from service.settings import Settings
@@ -33,6 +33,7 @@ class JobContext:
             pipe.hset(keys.job_record(self.id), mapping=mapping)
             events.announce(pipe, self.id)
             await pipe.execute()
+        tracing.event("progress", {"job.progress.current": current, "job.progress.total": total})
 
     async def sleep(self, seconds: float) -> None:
         """Sleep for a simulated duration, times SLEEP_SCALE."""

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.core import keys
+from service.core import keys, tracing
 
 if TYPE_CHECKING:
     from service.kinds.context import JobContext
@@ -39,9 +39,11 @@ async def append_once(job: "JobContext", path: Path, text: str, effect: str) -> 
     """
     marker = keys.effect_done(job.id, effect)
     if await job.redis.exists(marker):
+        tracing.event("effect", {"job.effect": effect, "job.effect.written": False})
         return False
     already = job.attempt > 1 and await asyncio.to_thread(_contains, path, f"[{job.id}]".encode())
     if not already:
         await asyncio.to_thread(_append, path, text)
     await job.redis.set(marker, b"1", ex=job.settings.result_ttl + MARKER_EXTRA_TTL_S)
+    tracing.event("effect", {"job.effect": effect, "job.effect.written": not already})
     return not already

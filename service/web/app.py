@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from service.core.connections import web_redis
 from service.core.counters import MetricsBuffer
+from service.core.tracing import Tracing, instrument_app
 from service.kinds import Kinds, load_kinds
 from service.settings import Settings, get_settings
 from service.web import pages
@@ -26,6 +27,7 @@ class State(TypedDict):
     arq: ArqRedis
     metrics: MetricsBuffer
     kinds: Kinds
+    tracing: Tracing | None
 
 
 async def _cancel(task: "asyncio.Task[None]") -> None:
@@ -33,10 +35,14 @@ async def _cancel(task: "asyncio.Task[None]") -> None:
     await asyncio.wait({task}, timeout=5)  # bounded: a deploy's shutdown must not hang on a counter flush
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; nothing connects until the lifespan starts."""
+def create_app(settings: Settings | None = None, *, tracing: Tracing | None = None) -> FastAPI:
+    """Build the app; nothing connects until the lifespan starts. Traced into `tracing`, or (when none is given)
+    to OTEL_EXPORTER_OTLP_ENDPOINT if that is set."""
     settings = settings or get_settings()
     kinds = load_kinds(settings.job_kinds)
+    tracing = tracing or Tracing.start(
+        settings.otel_exporter_otlp_endpoint, settings.otel_service_name or "fastapi-arq-jobs-web"
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
@@ -50,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             flusher = asyncio.create_task(metrics.flush_forever(arq), name="metrics-flush")
             stack.push_async_callback(metrics.flush, arq)
             stack.push_async_callback(_cancel, flusher)
-            yield {"settings": settings, "arq": arq, "metrics": metrics, "kinds": kinds}
+            if tracing is not None:
+                stack.push_async_callback(asyncio.to_thread, tracing.shutdown)  # the last spans go out first
+            yield {"settings": settings, "arq": arq, "metrics": metrics, "kinds": kinds, "tracing": tracing}
 
     app = FastAPI(
         title="fastapi-arq-jobs",
@@ -66,4 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files, name="static")
+    if tracing is not None:
+        instrument_app(app, tracing)
     return app

@@ -33,6 +33,7 @@ from service.auth import InvalidToken, verify_token
 from service.core.connections import web_redis
 from service.core.counters import MetricsBuffer
 from service.core.exceptions import IdempotencyKeyReused, QuotaExceeded
+from service.core.tracing import Tracing
 from service.kinds import Kind
 from service.kinds.functions import JobArgumentsInvalid, bind, function_kind
 from service.settings import Settings, get_settings
@@ -102,6 +103,7 @@ class _Service:
     settings: Settings
     metrics: MetricsBuffer
     flush: bool  # no flusher task runs: add the counts to Redis after each request
+    tracing: Tracing | None = None
 
 
 _shared: _Service | None = None
@@ -112,10 +114,13 @@ def _service(request: Request) -> _Service:
     global _shared
     state = request.state
     if hasattr(state, "arq"):
-        return _Service(state.arq, state.settings, state.metrics, flush=False)
+        return _Service(state.arq, state.settings, state.metrics, flush=False, tracing=state.tracing)
     if _shared is None:
         settings = get_settings()
-        _shared = _Service(web_redis(settings), settings, MetricsBuffer(), flush=True)
+        tracing = Tracing.start(
+            settings.otel_exporter_otlp_endpoint, settings.otel_service_name or "fastapi-arq-jobs-web"
+        )
+        _shared = _Service(web_redis(settings), settings, MetricsBuffer(), flush=True, tracing=tracing)
     return _shared
 
 
@@ -134,7 +139,7 @@ async def durable_tasks(
             raise HTTPException(401, detail="invalid or expired token", headers=headers) from e
     key = request.headers.get("idempotency-key") or None
     fingerprint = await request_fingerprint(request) if key is not None else ""
-    submit = Submitter(service.arq, service.settings, service.metrics, response, key, fingerprint)
+    submit = Submitter(service.arq, service.settings, service.metrics, response, key, fingerprint, service.tracing)
     tasks = DurableBackgroundTasks(submit, owner)
     yield tasks
     # Reached only when the handler returned; `scope="function"`: before the response is sent.

@@ -5,6 +5,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from service.core.counters import MetricsBuffer
 from service.core.enqueue import enqueue
+from service.core.tracing import Tracing
 from service.kinds import Kind
 from service.settings import Settings
 from service.web.deps import ArqDep, IdempotencyKey, MetricsDep, SettingsDep
@@ -45,6 +47,7 @@ class Submitter:
     response: Response
     idempotency_key: str | None
     fingerprint: str
+    tracing: Tracing | None = None
 
     async def __call__(
         self,
@@ -60,7 +63,8 @@ class Submitter:
         """Queue a job of `kind` on its queue for `owner`, due at once or at `run_at`; returns its id (the first
         call's, for an Idempotency-Key repeat)."""
         kwargs = args.model_dump(mode="json") if isinstance(args, BaseModel) else args
-        queued = await enqueue(
+        queue = partial(
+            enqueue,
             self.arq,
             kind.name,
             kwargs,
@@ -74,6 +78,12 @@ class Submitter:
             run_at_ms=None if run_at is None else int(run_at.timestamp() * 1000),
             callback_url=callback_url,
         )
+        if self.tracing is None:
+            queued = await queue()
+        else:
+            with self.tracing.enqueue_span(kind.name, kind.queue) as (span, traceparent):
+                queued = await queue(traceparent=traceparent)
+                span.set_attribute("job.id", queued.job_id)
         if queued.created:
             self.metrics.add_enqueued(kind.name)
             logger.info("job enqueued", extra={"job_id": queued.job_id, "job_name": kind.name})
@@ -92,7 +102,7 @@ async def get_submitter(
     idempotency_key: IdempotencyKey = None,
 ) -> Submitter:
     fingerprint = await request_fingerprint(request) if idempotency_key is not None else ""
-    return Submitter(arq, settings, metrics, response, idempotency_key, fingerprint)
+    return Submitter(arq, settings, metrics, response, idempotency_key, fingerprint, request.state.tracing)
 
 
 SubmitDep = Annotated[Submitter, Depends(get_submitter)]
