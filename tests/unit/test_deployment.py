@@ -70,7 +70,7 @@ def test_ci_runs_the_readmes_test_command() -> None:
 
 def test_the_image_installs_the_package_with_its_templates() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "COPY service ./service" in dockerfile and "pip install ." in dockerfile
+    assert "COPY service ./service" in dockerfile and "pip install '.[otel]'" in dockerfile
     assert LOCAL_CHECK.split(" ", 1)[1].replace(" ", '", "') in dockerfile  # the worker probe, documented
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["requires-python"] == ">=3.11"
