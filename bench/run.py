@@ -5,8 +5,9 @@
 Everything runs on one private valkey-server (never 6379), on 127.0.0.1, bounded in time. HTTP load comes from
 wrk (Debian's package). Bare arq runs twice over: with its defaults, and with our worker's poll_delay and max_jobs
 (the drain rate this service must not fall below). Each figure is the median of 3 runs (1 with --quick; bare arq
-with its defaults is measured once); ratios are against the Celery stack measured in the same run. The table is
-printed and written, with the date and machine, to bench/RESULTS.md.
+with its defaults is measured once); ratios are against the Celery stack measured in the same run. Ours runs once more
+with OpenTelemetry on (OTEL_EXPORTER_OTLP_ENDPOINT, exporting to a sink that drops the spans): the last two columns
+give what tracing costs. The table is printed and written, with the date and machine, to bench/RESULTS.md.
 """
 
 import asyncio
@@ -18,10 +19,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -119,18 +122,31 @@ class Bench:
         self.n_fifty = 300 if quick else 1000
         self.env = bench_env(redis_url, tmp / "data", SCALE)
         self.peer_env = {**self.env, "CELERY_BROKER_URL": redis_url, "CELERY_RESULT_BACKEND": redis_url}
-        self.results: dict[str, dict[str, list[float]]] = {"ours": {}, "peer": {}, "arq": {}, "arq_ours": {}}
+        self.results: dict[str, dict[str, list[float]]] = {
+            "ours": {},
+            "peer": {},
+            "arq": {},
+            "arq_ours": {},
+            "traced": {},
+        }
+        self.traced_env = self.env  # set by main() once the OTLP sink listens
 
     def add(self, stack: str, figure: str, value: float) -> None:
         self.results[stack].setdefault(figure, []).append(value)
 
     @contextmanager
-    def ours(self) -> Iterator[tuple[str, int, int]]:
+    def ours(self, traced: bool = False) -> Iterator[tuple[str, int, int]]:
+        env = self.traced_env if traced else self.env
         with (
-            worker("bench.ours.OURS", self.env, self.tmp / "ours-worker.log") as w,
-            web(self.env, self.tmp / "ours-web.log") as url,
+            worker("bench.ours.OURS", env, self.tmp / "ours-worker.log") as w,
+            web(env, self.tmp / "ours-web.log") as url,
         ):
             yield url, pid_of("service.main:app"), w.pid
+
+    @contextmanager
+    def traced(self) -> Iterator[tuple[str, int, int]]:
+        with self.ours(traced=True) as running:
+            yield running
 
     @contextmanager
     def peer(self) -> Iterator[tuple[str, int, int]]:
@@ -173,20 +189,27 @@ async def http_workloads(
     polled = await post_to_success(url, b.n_latency, sse=False)
     b.add(stack, "success_p50_ms", pct(polled, 50))
     b.add(stack, "success_p95_ms", pct(polled, 95))
-    if stack == "ours":
+    if stack in ("ours", "traced"):
         streamed = await post_to_success(url, b.n_latency, sse=True)
         b.add(stack, "success_sse_p50_ms", pct(streamed, 50))
     progress.step(f"{stack}: POST -> SUCCESS")
     b.add(stack, "rss_loaded_mib", rss_mib(pids[0]) + rss_mib(pids[1]))
 
 
-WORKERS = {"ours": "bench.ours.OURS", "arq": "bench.probes.ARQ_DEFAULTS", "arq_ours": "bench.probes.ARQ_OUR_SETTINGS"}
+WORKERS = {
+    "ours": "bench.ours.OURS",
+    "traced": "bench.ours.OURS",
+    "arq": "bench.probes.ARQ_DEFAULTS",
+    "arq_ours": "bench.probes.ARQ_OUR_SETTINGS",
+}
 
 
 async def drain_and_fifty(b: Bench, redis: ArqRedis, stack: str, progress: Progress) -> None:
     """Drain n instant jobs, then 1,000 jobs of 50 ms (concurrency 100: ours and bare arq at our settings)."""
     b.add(stack, "drain_jobs_s", await timed_drain(b, redis, stack, b.n_drain, 0))
     progress.step(f"{stack}: drain {b.n_drain} queued jobs")
+    if stack == "traced":
+        return
     b.add(stack, "fifty_ms_share", await timed_drain(b, redis, stack, b.n_fifty, 1) / 2000)
     if stack == "ours":  # concurrency 100 as one worker process per core, 50 jobs each
         b.add(stack, "fifty_ms_share_2p", await timed_drain(b, redis, stack, b.n_fifty, 1, processes=2) / 2000)
@@ -208,7 +231,7 @@ async def timed_drain(b: Bench, redis: ArqRedis, stack: str, n: int, task_type: 
         args, python, cwd = ["-m", "celery", "-A", "tasks", "worker", "--loglevel=warning"], PEER_PY, PEER
     else:
         for _ in range(n):
-            if stack == "ours":
+            if stack in ("ours", "traced"):
                 await enqueue(redis, "run_sleep_task", {"type": task_type}, record_ttl_s=600)
             else:
                 await redis.enqueue_job("sleep_probe", seconds=task_type * 10 * SCALE)
@@ -219,7 +242,7 @@ async def timed_drain(b: Bench, redis: ArqRedis, stack: str, n: int, task_type: 
     with ExitStack() as stack_of_processes:
         for i in range(processes):
             log = b.tmp / f"drain-{i}.log"
-            env = b.peer_env if stack == "peer" else b.env
+            env = {"peer": b.peer_env, "traced": b.traced_env}.get(stack, b.env)
             stack_of_processes.enter_context(process(args, env, log, python=python, cwd=cwd))
         # Polled every 10 ms: tighter polling took a fifth of a core from the processes under test.
         while (left := await queued()) >= n:
@@ -263,18 +286,20 @@ FIGURES = [
 def table(b: Bench) -> str:
     lines = [
         "| figure | ours | Celery tutorial | bare arq, its defaults | bare arq, our poll_delay and max_jobs"
-        + " | ours / Celery |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        + " | ours / Celery | ours, traced (OTLP) | traced / ours |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key, label, _ in FIGURES:
         cells = []
         medians = {}
-        for stack in ("ours", "peer", "arq", "arq_ours"):
+        for stack in ("ours", "peer", "arq", "arq_ours", "traced"):
             values = b.results[stack].get(key)
             medians[stack] = statistics.median(values) if values else None
-            cells.append("n/a" if medians[stack] is None else f"{medians[stack]:,.2f}")
+        cells = ["n/a" if medians[s] is None else f"{medians[s]:,.2f}" for s in ("ours", "peer", "arq", "arq_ours")]
         ratio = f"{medians['ours'] / medians['peer']:.2f}x" if medians["ours"] and medians["peer"] else "n/a"
-        lines.append(f"| {label} | {' | '.join(cells)} | {ratio} |")
+        traced = "n/a" if medians["traced"] is None else f"{medians['traced']:,.2f}"
+        cost = f"{medians['traced'] / medians['ours']:.2f}x" if medians["ours"] and medians["traced"] else "n/a"
+        lines.append(f"| {label} | {' | '.join(cells)} | {ratio} | {traced} | {cost} |")
     return "\n".join(lines)
 
 
@@ -282,21 +307,28 @@ async def main(quick: bool) -> None:
     if not shutil.which("wrk"):
         sys.exit("make bench needs wrk: apt-get install wrk")
     ensure_peer_venv()
-    with tempfile.TemporaryDirectory() as tmp_name, private_server(Path(tmp_name) / "valkey") as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        private_server(Path(tmp_name) / "valkey") as server,
+        otlp_sink() as sink_url,
+    ):
         tmp = Path(tmp_name)
         b = Bench(quick, tmp, server.url)
+        # Tracing on: the same processes exporting every span over OTLP/HTTP to a sink that reads and drops them.
+        b.traced_env = {**b.env, "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url}
         redis = await create_pool(
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )
-        progress = Progress(b.runs * 12 + 5)
+        progress = Progress(b.runs * 16 + 5)
         try:
             for run in range(b.runs):
-                for stack, stack_cm in (("ours", b.ours), ("peer", b.peer)):
+                for stack, stack_cm in (("ours", b.ours), ("peer", b.peer), ("traced", b.traced)):
                     await redis.flushdb()
                     with stack_cm() as (url, web_pid, worker_pid):
                         await http_workloads(b, redis, stack, url, (web_pid, worker_pid), progress)
                 # Bare arq's defaults once: its figures are set by its 0.5 s poll, barely vary, and take a minute.
-                for stack in ("ours", "peer", "arq_ours", "arq") if run == 0 else ("ours", "peer", "arq_ours"):
+                stacks = ("ours", "peer", "arq_ours", "traced")
+                for stack in (*stacks, "arq") if run == 0 else stacks:
                     await drain_and_fifty(b, redis, stack, progress)
         finally:
             await redis.aclose()
@@ -321,6 +353,30 @@ async def main(quick: bool) -> None:
     report = table(b)
     print(report)
     write_results(report, quick, b.runs)
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that accepts every export and drops it: what a collector costs is not ours."""
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def write_results(report: str, quick: bool, runs: int) -> None:

@@ -138,5 +138,9 @@ def instrument_app(app: Any, tracing: Tracing) -> None:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     except ImportError as e:
         raise RuntimeError(INSTALL_HINT) from e
-    # /metrics and /health are scraped every few seconds: spans of them would drown the jobs' traces.
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=tracing.provider, excluded_urls="/metrics,/health")
+    # /metrics and /health are scraped every few seconds: spans of them would drown the jobs' traces. The ASGI
+    # send/receive spans (two or three more per request, each exported) are left out: with them, traced status reads
+    # ran at 0.41x of untraced ones here; without, at 0.50x.
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=tracing.provider, excluded_urls="/metrics,/health", exclude_spans=["receive", "send"]
+    )
