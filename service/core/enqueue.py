@@ -32,7 +32,8 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 # One round trip, atomic, so that concurrent requests can neither both pass the quota nor both create a job for
 # one idempotency key. Returns {1, id} when queued, {0, first id} for an idempotent repeat, {2, ''} over quota,
 # {3, ''} for an idempotency key first used by a different request.
-# KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key.
+# KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key, kind index, queue
+#       index, id index.
 # ARGV: id, payload, now ms, job ttl ms, record ttl ms, idempotency ttl s, wake-up channel, use idempotency (0/1),
 #       quota (0 = none), job key prefix, owner (or ''), index score (now in µs: jobs queued within the same
 #       millisecond still list in order), the request's fingerprint, the queue score (when it is due, ms), then the
@@ -65,9 +66,12 @@ redis.call('PSETEX', KEYS[1], job_ttl, ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[14], id)
 redis.call('HSET', KEYS[3], unpack(ARGV, 15))
 redis.call('PEXPIRE', KEYS[3], record_ttl)
--- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs index
--- (every anonymous enqueue would pay for it) by the worker's cron job.
+-- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs, kind,
+-- queue and id indexes (every anonymous enqueue would pay for it) by the worker's cron job.
 redis.call('ZADD', KEYS[4], ARGV[12], id)
+redis.call('ZADD', KEYS[8], ARGV[12], id)
+redis.call('ZADD', KEYS[9], ARGV[12], id)
+redis.call('ZADD', KEYS[10], 0, id)
 if ARGV[11] ~= '' then
   redis.call('ZADD', KEYS[5], ARGV[12], id)
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', string.format('%d', tonumber(ARGV[12]) - record_ttl * 1000))
@@ -203,6 +207,9 @@ def prepare(
         keys.user_jobs_index(scope),
         keys.active_jobs(scope),
         keys.idempotency(owner, idempotency_key or ""),
+        keys.kind_index(function_name),
+        keys.queue_index(queue),
+        keys.IDS_INDEX,
     ]
     args: list[str | int | bytes] = [
         job_id,

@@ -41,6 +41,19 @@ ALL_JOBS_INDEX = PREFIX + "idx:all"  # every job id by enqueue time (µs)
 FAILED_INDEX = PREFIX + "idx:failed"  # every job that ended FAILURE, by the time it ended (µs), for FAILED_TTL
 
 
+IDS_INDEX = PREFIX + "idx:ids"  # every job id, all with score 0: ZRANGEBYLEX finds the ids with a prefix
+
+
+def kind_index(name: str) -> str:
+    """Sorted set of the job ids of one kind, by enqueue time (µs): `GET /jobs?name=`."""
+    return f"{PREFIX}idx:kind:{name}"
+
+
+def queue_index(queue: str) -> str:
+    """Sorted set of the job ids of one queue, by enqueue time (µs): `GET /jobs?queue=`."""
+    return f"{PREFIX}idx:queue:{queue}"
+
+
 def user_failed_index(owner: str) -> str:
     """A user's jobs that ended FAILURE, by the time they ended (µs)."""
     return f"{PREFIX}idx:failed:user:{owner}"

@@ -27,7 +27,7 @@ from service.core.keys import DEFAULT_QUEUE
 from service.core.record import LUA_QUEUE_KEY, Field, lua
 from service.core.serialization import job_deserializer
 from service.core.status import ArqState, Status, contract_status
-from service.core.views import ErrorOut, JobView, ProgressOut
+from service.core.views import ErrorOut, JobView, ProgressOut, TryOut
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,14 @@ class Snapshot:
     traceback: str | None = None  # a failed try's, for admins
     retried_as: str | None = None
     callback_url: str | None = None
+    tries: tuple[TryOut, ...] = ()
 
     def detail(self, user: User | None) -> JobView:
         """The view with what only some may see: the arguments for an admin and for the owner of an owned job,
         the traceback of a failure for an admin. Nobody else sees either."""
         admin = user is not None and user.admin
         owner = user is not None and self.view.owner is not None and self.view.owner == user.id
-        update: dict[str, Any] = {}
+        update: dict[str, Any] = {"tries": list(self.tries)}
         if admin or owner:
             update["args"] = self.kwargs
         if admin and self.traceback and self.view.error is not None:
@@ -195,6 +196,7 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
     kwargs = source.get("k")
     traceback, retried_as = record.get(Field.TRACEBACK), record.get(Field.RETRIED_AS)
     callback_url = record.get(Field.CALLBACK_URL)
+    tries = _tries(record)
     return Snapshot(
         view,
         view.name,
@@ -203,7 +205,28 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
         traceback.decode() if traceback else None,
         retried_as.decode() if retried_as else None,
         callback_url.decode() if callback_url else None,
+        tries,
     )
+
+
+def _tries(record: dict[str, bytes]) -> tuple[TryOut, ...]:
+    """Each try from the record's `try:<n>` fields ("<started ms> <worker>") and `try_error:<n>` fields."""
+    tries = []
+    for name, value in record.items():
+        kind, _, number = name.partition(":")
+        if kind != Field.TRY or not number.isdigit():
+            continue
+        started_ms, _, worker = value.decode().partition(" ")
+        error = record.get(f"{Field.TRY_ERROR}:{number}")
+        tries.append(
+            TryOut(
+                attempt=int(number),
+                started_at=datetime.fromtimestamp(int(started_ms) / 1000, tz=UTC),
+                worker=worker or None,
+                error=error.decode() if error else None,
+            )
+        )
+    return tuple(sorted(tries, key=lambda t: t.attempt))
 
 
 async def _read_pipeline(redis: ArqRedis, job_ids: list[str]) -> list[Any]:
@@ -247,6 +270,9 @@ async def forget_job(redis: ArqRedis, view: JobView) -> None:
         pipe.delete(result_key_prefix + view.id, keys.job_record(view.id))
         pipe.zrem(keys.ALL_JOBS_INDEX, view.id)
         pipe.zrem(keys.FAILED_INDEX, view.id)
+        pipe.zrem(keys.kind_index(view.name), view.id)
+        pipe.zrem(keys.queue_index(view.queue), view.id)
+        pipe.zrem(keys.IDS_INDEX, view.id)
         if view.owner is not None:
             pipe.zrem(keys.user_jobs_index(view.owner), view.id)
             pipe.zrem(keys.user_failed_index(view.owner), view.id)
@@ -338,10 +364,37 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise BadCursor("invalid cursor") from e
 
 
-async def _index_batch(redis: ArqRedis, index: str, after: tuple[int, str] | None) -> list[tuple[str, float]]:
-    """The next ids by enqueue time, newest first, strictly after the cursor (ties broken by id, as Redis does)."""
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What `GET /jobs` keeps of the index it pages through: a status, a kind, a queue, an owner, and an index score
+    range (µs; an enqueue time, or for the failed-jobs index the time it failed)."""
+
+    status: Status | None = None
+    name: str | None = None
+    queue: str | None = None
+    owner: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+
+    def keeps(self, view: JobView) -> bool:
+        return (
+            (self.status is None or view.status is self.status)
+            and (self.name is None or view.name == self.name)
+            and (self.queue is None or view.queue == self.queue)
+            and (self.owner is None or view.owner == self.owner)
+        )
+
+
+async def _index_batch(
+    redis: ArqRedis, index: str, after: tuple[int, str] | None, since_us: int | None = None, until_us: int | None = None
+) -> list[tuple[str, float]]:
+    """The next ids by score, newest first, strictly after the cursor (ties broken by id, as Redis does), within
+    the score range."""
     top: int | str = after[0] if after else "+inf"
-    raw = await redis.zrevrangebyscore(index, top, "-inf", start=0, num=LIST_BATCH + 50, withscores=True)
+    if until_us is not None and (top == "+inf" or until_us < int(top)):
+        top = until_us
+    bottom: int | str = since_us if since_us is not None else "-inf"
+    raw = await redis.zrevrangebyscore(index, top, bottom, start=0, num=LIST_BATCH + 50, withscores=True)
     entries = [(member.decode(), score) for member, score in raw]
     if after:
         entries = [(i, s) for i, s in entries if s < after[0] or i < after[1]]
@@ -349,14 +402,25 @@ async def _index_batch(redis: ArqRedis, index: str, after: tuple[int, str] | Non
 
 
 async def list_jobs(
-    redis: ArqRedis, index: str, *, status: Status | None, limit: int, cursor: str | None
+    redis: ArqRedis,
+    index: str,
+    *,
+    status: Status | None = None,
+    limit: int,
+    cursor: str | None,
+    where: JobFilter | None = None,
 ) -> tuple[list[JobView], str | None]:
-    """A page of jobs from `index`, newest first; the cursor is None once the index is exhausted."""
+    """A page of jobs from `index`, newest first; the cursor is None once the index is exhausted.
+
+    Pick the index that holds only the jobs wanted (a kind's, a queue's, a user's, the failed ones): then every
+    entry read is one answered. Whatever else `where` asks is checked per job, reading at most LIST_SCAN_BUDGET
+    entries per request: a short page then comes with a cursor to go on from."""
+    where = where or JobFilter(status=status)
     after = decode_cursor(cursor) if cursor else None
     views: list[JobView] = []
     scanned = 0
     while len(views) < limit and scanned < LIST_SCAN_BUDGET:
-        batch = await _index_batch(redis, index, after)
+        batch = await _index_batch(redis, index, after, where.since_us, where.until_us)
         if not batch:
             return views, None
         replies = await _read_pipeline(redis, [job_id for job_id, _ in batch])
@@ -367,10 +431,23 @@ async def list_jobs(
             snapshot = _snapshot(job_id, job_replies)
             if snapshot is None:
                 gone.append(job_id)
-            elif status is None or snapshot.view.status is status:
+            elif where.keeps(snapshot.view):
                 views.append(snapshot.view)
                 if len(views) == limit:
                     break
         if gone:  # expired jobs leave the index as they are met
             await redis.zrem(index, *gone)
     return views, encode_cursor(*after) if after else None
+
+
+async def find_by_prefix(redis: ArqRedis, prefix: str, limit: int) -> list[JobView]:
+    """The jobs whose id starts with `prefix` (a whole id, or the first characters the lists show), by id."""
+    ids = await redis.zrangebylex(
+        keys.IDS_INDEX, b"[" + prefix.encode(), b"[" + prefix.encode() + b"\xff", start=0, num=limit
+    )
+    if not ids:
+        return []
+    job_ids = [raw.decode() for raw in ids]
+    replies = await _read_pipeline(redis, job_ids)
+    found = [_snapshot(job_id, job_replies) for job_id, job_replies in zip(job_ids, replies, strict=True)]
+    return [snapshot.view for snapshot in found if snapshot is not None]

@@ -29,6 +29,9 @@ class Field(StrEnum):
     ABORT_REQUESTED = "abort_requested"  # ms; an abort asked for while a worker had claimed the job
     TRACEBACK = "traceback"  # the failed try's traceback, for admins only
     RETRIED_AS = "retried_as"  # the id of the job that ran it again (`POST /jobs/{id}/retry`, `POST /jobs/retry`)
+    # `try:<n>`: "<started ms> <worker id>" of each try; `try_error:<n>`: the error of a try that was retried.
+    TRY = "try"
+    TRY_ERROR = "try_error"
     CALLBACK_URL = "callback_url"  # where its webhook goes when it ends (`POST /jobs` with a callback_url)
     WEBHOOK_JOB = "webhook_job"  # the id of the job that delivers that webhook, once queued
     TRACEPARENT = "traceparent"  # the W3C trace context of its enqueue, when tracing is on

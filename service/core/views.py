@@ -22,6 +22,13 @@ class ProgressOut(BaseModel):
     total: int
 
 
+class TryOut(BaseModel):
+    attempt: int
+    started_at: datetime
+    worker: str | None
+    error: str | None = Field(description="the error that ended this try, if it was retried")
+
+
 class JobView(BaseModel):
     """Everything known about one job, for every kind of job."""
 
@@ -39,6 +46,11 @@ class JobView(BaseModel):
     worker: str | None = Field(default=None, description="the worker process that ran (or runs) its latest try")
     queue: str = Field(default="default", description="the queue it waits in (its kind's)")
     scheduled_for: datetime | None = Field(default=None, description="when it was enqueued to run; null if at once")
+    tries: list[TryOut] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="in GET /jobs/{id}: each try's start, worker and (if it was retried) error",
+    )
     args: dict[str, Any] | None = Field(
         default=None,
         exclude_if=lambda value: value is None,

@@ -22,17 +22,44 @@ def _settings(ctx: dict[str, Any]) -> Settings:
     return engine.settings if engine is not None else get_settings()
 
 
+TRIM_BATCH = 1000
+
+
 async def trim_job_index(ctx: dict[str, Any]) -> int:
-    """Remove index entries older than the longest a record lives; returns how many were removed."""
-    record_lifetime_ms = JOB_EXPIRES_MS + (RECORD_MARGIN_S + _settings(ctx).result_ttl) * 1000
+    """Remove index entries older than the longest a record lives; returns how many were removed from the all-jobs
+    index. The kind and queue indexes of the kinds this worker knows are trimmed alike, and the ids leaving the
+    all-jobs index leave the id index too (a failure's, kept longer, stays findable by id until its record goes)."""
+    settings = _settings(ctx)
+    record_lifetime_ms = JOB_EXPIRES_MS + (RECORD_MARGIN_S + settings.result_ttl) * 1000
     # Index scores are enqueue times in microseconds.
     now_us = time.time_ns() // 1000
-    async with ctx["redis"].pipeline(transaction=False) as pipe:
-        pipe.zremrangebyscore(keys.ALL_JOBS_INDEX, "-inf", now_us - record_lifetime_ms * 1000)
-        # Failures are indexed by the time they ended, and kept for FAILED_TTL.
-        pipe.zremrangebyscore(keys.FAILED_INDEX, "-inf", now_us - _settings(ctx).failed_ttl * 1_000_000)
-        removed, _ = await pipe.execute()
-    return int(removed)
+    cutoff = now_us - record_lifetime_ms * 1000
+    redis = ctx["redis"]
+    engine = ctx.get(ENGINE)
+    names = [name for name in engine.functions if not name.startswith("cron:")] if engine is not None else []
+    queues = engine.queues if engine is not None else [keys.DEFAULT_QUEUE]
+    removed = 0
+    while expired := await redis.zrangebyscore(keys.ALL_JOBS_INDEX, "-inf", cutoff, start=0, num=TRIM_BATCH):
+        failed = await redis.zmscore(keys.FAILED_INDEX, expired)
+        gone = [job_id for job_id, kept in zip(expired, failed, strict=True) if kept is None]
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.ALL_JOBS_INDEX, *expired)
+            if gone:
+                pipe.zrem(keys.IDS_INDEX, *gone)
+            await pipe.execute()
+        removed += len(expired)
+    # Failures are indexed by the time they ended, and kept for FAILED_TTL.
+    failed_cutoff = now_us - settings.failed_ttl * 1_000_000
+    while expired := await redis.zrangebyscore(keys.FAILED_INDEX, "-inf", failed_cutoff, start=0, num=TRIM_BATCH):
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.FAILED_INDEX, *expired)
+            pipe.zrem(keys.IDS_INDEX, *expired)
+            await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for index in [*map(keys.kind_index, names), *map(keys.queue_index, queues)]:
+            pipe.zremrangebyscore(index, "-inf", cutoff)
+        await pipe.execute()
+    return removed
 
 
 async def remove_expired_reports(ctx: dict[str, Any]) -> int:

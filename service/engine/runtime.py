@@ -62,10 +62,12 @@ async def _record_start(
 ) -> tuple[bool, str | None]:
     """Record and announce the start of a job the take script did not start; returns (abort requested, owner)."""
     record_key = keys.job_record(job_id)
+    now_ms, worker = timestamp_ms(), engine.worker_id if engine else ""
     started = {
-        Field.STARTED_AT: timestamp_ms(),
+        Field.STARTED_AT: now_ms,
         Field.ATTEMPT: attempt,
-        Field.WORKER: engine.worker_id if engine else "",
+        Field.WORKER: worker,
+        f"{Field.TRY}:{attempt}": f"{now_ms} {worker}",
     }
 
     def commands(pipe: Pipeline) -> None:
@@ -88,13 +90,20 @@ async def _record_start(
             pipe.hset(record_key, mapping={Field.NAME: name, Field.ENQUEUED_AT: enqueued_ms})
             pipe.expire(record_key, settings.result_ttl + RECORD_MARGIN_S)
             pipe.zadd(keys.ALL_JOBS_INDEX, {job_id: enqueued_ms * 1000})
+            pipe.zadd(keys.kind_index(name), {job_id: enqueued_ms * 1000})
+            pipe.zadd(keys.queue_index(keys.DEFAULT_QUEUE), {job_id: enqueued_ms * 1000})
+            pipe.zadd(keys.IDS_INDEX, {job_id: 0})
             await pipe.execute()
     return abort_requested is not None, owner.decode() if owner else None
 
 
-async def _record_retry(redis: ArqRedis, job_id: str, error: BaseException, traced: bool) -> None:
+async def _record_retry(redis: ArqRedis, job_id: str, attempt: int, error: BaseException, traced: bool) -> None:
     error_info = public_error(error)
-    record = {Field.ERROR_TYPE: error_info["type"], Field.ERROR_MESSAGE: error_info["message"]}
+    record = {
+        Field.ERROR_TYPE: error_info["type"],
+        Field.ERROR_MESSAGE: error_info["message"],
+        f"{Field.TRY_ERROR}:{attempt}": f"{error_info['type']}: {error_info['message']}",
+    }
     if traced and (traceparent := tracing.current_traceparent()):
         record[Field.TRACE_LAST_TRY] = traceparent  # the next try's span links to this one
     await redis.hset(keys.job_record(job_id), mapping=record)  # type: ignore[misc]  # async client
@@ -168,7 +177,7 @@ class _Run:
             return exc
         if self.attempt >= self.kind.max_tries:
             return PermanentFailure(f"gave up after {self.attempt} tries: {exc}")
-        await _record_retry(self.redis, self.job_id, exc, self.tracing is not None)
+        await _record_retry(self.redis, self.job_id, self.attempt, exc, self.tracing is not None)
         return Retry(defer=backoff_s(self.kind.backoff, self.attempt, self.settings.sleep_scale))
 
     def finish(self, error: BaseException | None, duration_s: float) -> None:

@@ -56,7 +56,8 @@ for q = 1, #KEYS do
         if seen[2] then abort = 1 end
         -- arq's run_job counts this try next (INCR of the retry counter): this is its number.
         local attempt = tonumber(redis.call('GET', retry_prefix .. id) or '0') + 1
-        redis.call('HSET', record, '$started_at', ARGV[1], '$attempt', attempt, '$worker', worker)
+        redis.call('HSET', record, '$started_at', ARGV[1], '$attempt', attempt, '$worker', worker,
+                   '$try:' .. attempt, ARGV[1] .. ' ' .. worker)
         local events_key = events_prefix .. id
         $announce
       end

@@ -60,6 +60,7 @@ async def test_job_view_shows_started_while_running(client: AsyncClient, worker:
         "worker": None,
         "queue": "default",
         "scheduled_for": None,
+        "tries": [],
     }
     run = asyncio.create_task(worker().main())
 
@@ -70,6 +71,9 @@ async def test_job_view_shows_started_while_running(client: AsyncClient, worker:
 
     running = await run_until(started, "the job to start")
     assert running == IsPartialDict(status="STARTED", attempt=1, started_at=IsStr(), finished_at=None)
+    assert running["tries"] == [
+        {"attempt": 1, "started_at": running["started_at"], "worker": running["worker"], "error": None}
+    ]
     # The tutorial's endpoint keeps Celery's default: PENDING while the task runs.
     assert (await client.get(f"/tasks/{task_id}")).json()["task_status"] == "PENDING"
     await run

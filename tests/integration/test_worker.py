@@ -18,6 +18,7 @@ from service.core import keys
 from service.core.enqueue import enqueue
 from service.engine import MAX_JOBS, wakeup
 from service.engine.housekeeping import trim_job_index
+from service.engine.runtime import ENGINE
 from service.settings import Settings
 from tests.conftest import run_until
 
@@ -79,12 +80,22 @@ async def _succeeded(client: AsyncClient, task_id: str) -> bool:
     return (await client.get(f"/tasks/{task_id}")).json()["task_status"] == "SUCCESS"
 
 
-async def test_the_cron_trims_the_all_jobs_index(arq_pool: ArqRedis, settings: Settings) -> None:
+async def test_the_cron_trims_the_all_jobs_index(
+    arq_pool: ArqRedis, settings: Settings, worker: Callable[..., Worker]
+) -> None:
     await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=settings.result_ttl)
     long_gone = (time.time() - 3 * 86400) * 1_000_000  # an entry older than any record lives
     await arq_pool.zadd(keys.ALL_JOBS_INDEX, {"expired-job": long_gone})
+    await arq_pool.zadd(keys.IDS_INDEX, {"expired-job": 0})
+    await arq_pool.zadd(keys.kind_index("run_sleep_task"), {"expired-job": long_gone})
     assert await trim_job_index({"redis": arq_pool}) == 1
     assert await arq_pool.zcard(keys.ALL_JOBS_INDEX) == 1
+    assert await arq_pool.zscore(keys.IDS_INDEX, "expired-job") is None
+    # A worker trims the indexes of the kinds it runs.
+    assert await arq_pool.zcard(keys.kind_index("run_sleep_task")) == 2
+    w = worker()
+    await trim_job_index({"redis": arq_pool, ENGINE: w})
+    assert await arq_pool.zcard(keys.kind_index("run_sleep_task")) == 1
 
 
 async def test_a_worker_takes_only_due_jobs_nobody_has_claimed(

@@ -2,20 +2,23 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Literal
 
 from arq.connections import ArqRedis
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.sse import EventSourceResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from service.core import keys
 from service.core.enqueue import ENQUEUE_SCRIPT, abort
 from service.core.events import job_events
 from service.core.exceptions import JobNotFound, JobStateConflict, NotAuthenticated, NotOwner
 from service.core.reads import (
+    JobFilter,
     Snapshot,
     check_visible,
+    find_by_prefix,
     forget_job,
     iterate_snapshots,
     list_jobs,
@@ -48,22 +51,75 @@ async def visible_job(job_id: JobId, caller: CallerDep) -> JobView:
 VisibleJob = Annotated[JobView, Depends(visible_job)]
 
 
+def _index_for(where: JobFilter) -> str:
+    """The index that holds only what `where` asks for, as far as one index can: then no entry read is wasted."""
+    if where.status is Status.FAILURE:  # kept for FAILED_TTL in an index of their own, however many jobs ran since
+        return keys.FAILED_INDEX if where.owner is None else keys.user_failed_index(where.owner)
+    if where.owner is not None:
+        return keys.user_jobs_index(where.owner)
+    if where.name is not None:
+        return keys.kind_index(where.name)
+    if where.queue is not None:
+        return keys.queue_index(where.queue)
+    return keys.ALL_JOBS_INDEX
+
+
+def _micros(at: datetime | None) -> int | None:
+    return None if at is None else int(at.timestamp() * 1_000_000)
+
+
 @router.get("", responses={401: {"model": ErrorDetailOut}})
 async def read_jobs(
     user: CurrentUser,
     arq: ArqDep,
     status: Status | None = None,
+    name: Annotated[str | None, Query(max_length=64, description="jobs of this kind only")] = None,
+    queue: Annotated[str | None, Query(max_length=32, description="jobs of this queue only")] = None,
+    owner: Annotated[
+        str | None, Query(max_length=64, description="this user's jobs only (admins; a user may name only themself)")
+    ] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="enqueued at or after (FAILURE: failed at or after)")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="enqueued at or before (FAILURE: failed at or before)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="jobs per page: 1 to 100; anything else is a 422")] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobListOut:
-    """Jobs newest first, optionally of one status: your own, or everybody's for an admin. Pass `next` back as
-    `cursor` for the following page; `next` is null at the end."""
-    if status is Status.FAILURE:  # kept for FAILED_TTL in an index of their own, however many jobs ran since
-        index = keys.FAILED_INDEX if user.admin else keys.user_failed_index(user.id)
-    else:
-        index = keys.ALL_JOBS_INDEX if user.admin else keys.user_jobs_index(user.id)
-    items, next_cursor = await list_jobs(arq, index, status=status, limit=limit, cursor=cursor)
+    """Jobs newest first, filtered on the server: your own, or everybody's for an admin. Pass `next` back as
+    `cursor` for the following page (with the same filters); `next` is null at the end. One filter of status
+    FAILURE, owner, kind or queue reads its own index; more are checked job by job, and a page may then come short,
+    with a `next` to go on from."""
+    if not user.admin:
+        if owner is not None and owner != user.id:
+            raise NotOwner("only an admin may list another user's jobs")
+        owner = user.id
+    where = JobFilter(status, name, queue, owner, _micros(since), _micros(until))
+    items, next_cursor = await list_jobs(arq, _index_for(where), limit=limit, cursor=cursor, where=where)
     return JobListOut(items=items, next=next_cursor)
+
+
+@router.get("/search", responses={401: {"model": ErrorDetailOut}})
+async def search_jobs(
+    user: CurrentUser,
+    arq: ArqDep,
+    q: Annotated[
+        str,
+        Query(
+            min_length=4,
+            max_length=128,
+            pattern="^[A-Za-z0-9_.:-]+$",
+            description="an id or its first characters (4 or more)",
+        ),
+    ],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> JobListOut:
+    """The jobs whose id starts with `q`: a pasted id, or the 8 characters the lists show. A user finds only their
+    own."""
+    found = await find_by_prefix(arq, q, limit if user.admin else 50)
+    visible = [view for view in found if user.may_see(view.owner)]
+    return JobListOut(items=visible[:limit], next=None)
 
 
 @router.get("/{job_id}")
