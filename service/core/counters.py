@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from arq.connections import ArqRedis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from service.core import keys
@@ -41,11 +42,14 @@ class MetricsBuffer:
     finished: Counter[int] = field(default_factory=Counter)
     waits: Counter[str] = field(default_factory=Counter)  # "<name>|<bucket le>"
     wait_sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # "<name>|sum"
+    failed: Counter[int] = field(default_factory=Counter)  # minute -> jobs that ended FAILURE
+    minute_waits: Counter[tuple[int, str]] = field(default_factory=Counter)  # (minute, bucket le) -> tries
 
     def add_wait(self, name: str, wait_s: float) -> None:
         bucket = next((f"{le:g}" for le in WAIT_BUCKETS if wait_s <= le), "+Inf")
         self.waits[f"{name}|{bucket}"] += 1
         self.wait_sums[f"{name}|sum"] += wait_s
+        self.minute_waits[int(time.time()) // 60, bucket] += 1
 
     def add_enqueued(self, name: str) -> None:
         self.enqueued[name] += 1
@@ -57,14 +61,25 @@ class MetricsBuffer:
         self.sums[f"{name}|sum"] += duration_s
         if outcome in TERMINAL_OUTCOMES:
             self.finished[int(time.time()) // 60] += 1
+        if outcome == "failure":
+            self.failed[int(time.time()) // 60] += 1
 
     def take(self) -> "MetricsBuffer":
         """Hand over the counts and start again from zero."""
         taken = MetricsBuffer(
-            self.enqueued, self.outcomes, self.buckets, self.sums, self.finished, self.waits, self.wait_sums
+            self.enqueued,
+            self.outcomes,
+            self.buckets,
+            self.sums,
+            self.finished,
+            self.waits,
+            self.wait_sums,
+            self.failed,
+            self.minute_waits,
         )
         self.enqueued, self.outcomes, self.buckets, self.waits = Counter(), Counter(), Counter(), Counter()
         self.sums, self.finished, self.wait_sums = defaultdict(float), Counter(), defaultdict(float)
+        self.failed, self.minute_waits = Counter(), Counter()
         return taken
 
     def merge(self, other: "MetricsBuffer") -> None:
@@ -77,6 +92,8 @@ class MetricsBuffer:
         self.waits.update(other.waits)
         for name, total in other.wait_sums.items():
             self.wait_sums[name] += total
+        self.failed.update(other.failed)
+        self.minute_waits.update(other.minute_waits)
 
     async def flush(self, redis: ArqRedis) -> None:
         """Add the counts to Redis; on a Redis error they are kept for the next flush."""
@@ -85,26 +102,39 @@ class MetricsBuffer:
             return
         try:
             async with redis.pipeline(transaction=False) as pipe:
-                for name, count in taken.enqueued.items():
-                    pipe.hincrby(keys.METRICS_ENQUEUED, name, count)
-                for name, count in taken.outcomes.items():
-                    pipe.hincrby(keys.METRICS_OUTCOMES, name, count)
-                for name, count in taken.buckets.items():
-                    pipe.hincrby(keys.METRICS_DURATIONS, name, count)
-                for name, total in taken.sums.items():
-                    pipe.hincrbyfloat(keys.METRICS_DURATIONS, name, total)
-                for name, count in taken.waits.items():
-                    pipe.hincrby(keys.METRICS_WAITS, name, count)
-                for name, total in taken.wait_sums.items():
-                    pipe.hincrbyfloat(keys.METRICS_WAITS, name, total)
-                for minute, count in taken.finished.items():
-                    pipe.incrby(keys.finished_per_minute(minute), count)
-                    pipe.expire(keys.finished_per_minute(minute), THROUGHPUT_KEEP_S)
+                taken._write_totals(pipe)
+                taken._write_minutes(pipe)
                 await pipe.execute()
         except (RedisError, OSError) as e:
             self.merge(taken)
             reraise_cancellation(e)
             logger.warning("could not record job metrics (kept for the next try): %r", e)
+
+    def _write_totals(self, pipe: Pipeline) -> None:
+        for name, count in self.enqueued.items():
+            pipe.hincrby(keys.METRICS_ENQUEUED, name, count)
+        for name, count in self.outcomes.items():
+            pipe.hincrby(keys.METRICS_OUTCOMES, name, count)
+        for name, count in self.buckets.items():
+            pipe.hincrby(keys.METRICS_DURATIONS, name, count)
+        for name, total in self.sums.items():
+            pipe.hincrbyfloat(keys.METRICS_DURATIONS, name, total)
+        for name, count in self.waits.items():
+            pipe.hincrby(keys.METRICS_WAITS, name, count)
+        for name, total in self.wait_sums.items():
+            pipe.hincrbyfloat(keys.METRICS_WAITS, name, total)
+
+    def _write_minutes(self, pipe: Pipeline) -> None:
+        """The dashboard's per-minute series, kept for THROUGHPUT_KEEP_S."""
+        for minute, count in self.finished.items():
+            pipe.incrby(keys.finished_per_minute(minute), count)
+            pipe.expire(keys.finished_per_minute(minute), THROUGHPUT_KEEP_S)
+        for minute, count in self.failed.items():
+            pipe.incrby(keys.failed_per_minute(minute), count)
+            pipe.expire(keys.failed_per_minute(minute), THROUGHPUT_KEEP_S)
+        for (minute, bucket), count in self.minute_waits.items():
+            pipe.hincrby(keys.waits_per_minute(minute), bucket, count)
+            pipe.expire(keys.waits_per_minute(minute), THROUGHPUT_KEEP_S)
 
     async def flush_forever(self, redis: ArqRedis) -> None:
         while True:

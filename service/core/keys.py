@@ -83,3 +83,18 @@ METRICS_DURATIONS = PREFIX + "metrics:durations"  # hash: "<name>|<bucket le>" /
 def finished_per_minute(minute: int) -> str:
     """Jobs that reached a terminal status in that minute (Unix time // 60), for the throughput chart."""
     return f"{PREFIX}stats:finished:{minute}"
+
+
+def failed_per_minute(minute: int) -> str:
+    """Jobs that ended FAILURE in that minute."""
+    return f"{PREFIX}stats:failed:{minute}"
+
+
+def waits_per_minute(minute: int) -> str:
+    """Hash: wait bucket (`le`, seconds) -> tries that started in that minute after waiting that long."""
+    return f"{PREFIX}stats:waits:{minute}"
+
+
+def depth_per_minute(queue: str, minute: int) -> str:
+    """The queue's due jobs, as a worker's heartbeat last saw them in that minute."""
+    return f"{PREFIX}stats:depth:{queue}:{minute}"

@@ -26,6 +26,16 @@ WORKER_HEARTBEAT_S = 2.0
 FORGET_AFTER_S = 3600
 
 
+DEPTH_KEEP_S = 2 * 3600
+# KEYS: the queues, then as many sample keys. ARGV: now ms, the samples' lifetime s.
+DEPTH_SCRIPT = """
+local n = #KEYS / 2
+for i = 1, n do
+  redis.call('SET', KEYS[n + i], redis.call('ZCOUNT', KEYS[i], '-inf', ARGV[1]), 'EX', ARGV[2])
+end
+"""
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -46,10 +56,17 @@ async def beat(
             "queues": list(queues),
         }
     )
+    minute = now_ms // 60_000
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zadd(keys.WORKERS_ZSET, {worker_id: now_ms})
         pipe.zremrangebyscore(keys.WORKERS_ZSET, "-inf", now_ms - FORGET_AFTER_S * 1000)
         pipe.set(keys.worker_info(worker_id), info, ex=int(FORGET_AFTER_S))
+        if queues:
+            # The dashboard's depth chart: each queue's due jobs, sampled by every worker's beat (the last wins).
+            depth_keys = [keys.depth_per_minute(queue, minute) for queue in queues]
+            await redis.register_script(DEPTH_SCRIPT)(
+                keys=[*map(keys.queue_key, queues), *depth_keys], args=[now_ms, DEPTH_KEEP_S], client=pipe
+            )
         await pipe.execute()
 
 

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import InvalidToken, User, verify_token
 from service.core.counters import MetricsBuffer
-from service.core.exceptions import NotAuthenticated
+from service.core.exceptions import NotAuthenticated, NotOwner
 from service.core.reads import MAX_JOB_ID_LENGTH
 from service.kinds import Kinds
 from service.settings import Settings
@@ -90,6 +90,16 @@ async def get_current_user(user: OptionalUser) -> User:
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin(user: CurrentUser) -> User:
+    """The caller, who must be an admin (403 otherwise): checked before a stream starts answering."""
+    if not user.admin:
+        raise NotOwner("this is for admins")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]
 JobId = Annotated[str, Path(min_length=1, max_length=MAX_JOB_ID_LENGTH, description="the job's id")]
 IdempotencyKey = Annotated[
     str | None,

@@ -1,26 +1,35 @@
 """The web page and the operator's dashboard: static files, plus the dashboard's one data endpoint."""
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+from arq.connections import ArqRedis
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from fastapi.sse import EventSourceResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from service.core import keys
+from service.core.events import SUBSCRIBE_CONFIRM_S
 from service.core.exceptions import NotOwner
 from service.core.reads import list_jobs
 from service.core.status import Status
 from service.core.views import JobView
-from service.core.workers import WorkerInfo, alive_workers
-from service.kinds import queues_of
+from service.core.workers import WorkerInfo, alive_since_ms
+from service.kinds import Kinds, queues_of
 from service.kinds.schedule import next_run
-from service.web.deps import ArqDep, CurrentUser, KindsDep
+from service.web.deps import AdminUser, ArqDep, CurrentUser, KindsDep
 
 STATIC = Path(__file__).parent / "static"
 CHART_MINUTES = 60
+RECENT_WORKERS_S = 300  # a worker that stopped beating stays listed this long, its check failing
+COALESCE_S = 0.5
+IDLE_REFRESH_S = 5.0
 
 router = APIRouter(include_in_schema=False)
 static_files = StaticFiles(directory=STATIC)
@@ -30,25 +39,43 @@ class QueueOut(BaseModel):
     name: str
     depth: int  # due now (waiting or running)
     scheduled: int  # not due yet
+    history: list[int | None]  # due jobs per minute over the last hour, as the workers' heartbeats saw them
 
 
 class MinuteOut(BaseModel):
     minute: int  # Unix time of the minute's start
     finished: int
+    failed: int
+    wait_p50_s: float | None  # of the tries that started in that minute: upper bound of the bucket it falls in
+    wait_p95_s: float | None
 
 
 class KindSummaryOut(BaseModel):
     name: str
     title: str
     queue: str
+    internal: bool = False
     schedule: str | None = None
     next_run: datetime | None = None
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    running: int
+    jobs_done: int
+    started_at: datetime
+    last_seen: datetime
+    # Its event loop beat within WORKER_ALIVE_S: what `python -m service check` asks on its host.
+    check: bool
 
 
 class DashboardOut(BaseModel):
     kinds: list[KindSummaryOut]
     queues: list[QueueOut]
-    workers: list[WorkerInfo]
+    workers: list[WorkerOut]
     throughput: list[MinuteOut]
     failed: list[JobView]
 
@@ -64,21 +91,66 @@ async def read_dashboard() -> FileResponse:
     return FileResponse(STATIC / "dashboard.html")
 
 
-@router.get("/dashboard/data", include_in_schema=True, tags=["operations"])
-async def read_dashboard_data(user: CurrentUser, arq: ArqDep, kinds: KindsDep) -> DashboardOut:
-    """Queues, live workers, jobs finished per minute over the last hour, and the failed-jobs inbox (admins)."""
-    if not user.admin:
-        raise NotOwner("the dashboard is for admins")
+def _quantile(buckets: dict[bytes, bytes], q: float) -> float | None:
+    """The upper bound of the wait bucket the q-quantile falls in (the buckets' own resolution)."""
+    counts = sorted(((float(le), int(n)) for le, n in buckets.items()), key=lambda item: item[0])
+    total = sum(n for _, n in counts)
+    if not total:
+        return None
+    seen = 0
+    for le, n in counts:
+        seen += n
+        if seen >= q * total:
+            return le
+    return counts[-1][0]
+
+
+def _ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+async def _workers(arq: ArqRedis, now: float) -> list[WorkerOut]:
+    """Workers that beat within the last RECENT_WORKERS_S: the live ones, and those whose check now fails."""
+    ids = await arq.zrangebyscore(keys.WORKERS_ZSET, int((now - RECENT_WORKERS_S) * 1000), "+inf")
+    infos = await arq.mget([keys.worker_info(i.decode()) for i in ids]) if ids else []
+    alive_since = alive_since_ms(now)
+    workers = []
+    for raw in infos:
+        if not raw:
+            continue
+        info: WorkerInfo = orjson.loads(raw)
+        workers.append(
+            WorkerOut(
+                id=info["id"],
+                host=info["host"],
+                pid=info["pid"],
+                queues=info.get("queues", []),
+                running=info["running"],
+                jobs_done=info["jobs_done"],
+                started_at=_ms(info["started_at"]),
+                last_seen=_ms(info["last_seen"]),
+                check=info["last_seen"] >= alive_since,
+            )
+        )
+    return workers
+
+
+async def dashboard_data(arq: ArqRedis, kinds: Kinds) -> DashboardOut:
     now = time.time()
     minutes = [int(now) // 60 - n for n in range(CHART_MINUTES - 1, -1, -1)]
     queues = queues_of(kinds)
     now_ms = int(now * 1000)
     async with arq.pipeline(transaction=False) as pipe:
         pipe.mget([keys.finished_per_minute(m) for m in minutes])
+        pipe.mget([keys.failed_per_minute(m) for m in minutes])
+        for minute in minutes:
+            pipe.hgetall(keys.waits_per_minute(minute))
         for queue in queues:
             pipe.zcount(keys.queue_key(queue), "-inf", now_ms)
             pipe.zcount(keys.queue_key(queue), f"({now_ms}", "+inf")
-        finished, *counts = await pipe.execute()
+            pipe.mget([keys.depth_per_minute(queue, m) for m in minutes])
+        finished, failed_counts, *rest = await pipe.execute()
+    waits, counts = rest[: len(minutes)], rest[len(minutes) :]
     at = datetime.fromtimestamp(now, UTC)
     failed, _ = await list_jobs(arq, keys.FAILED_INDEX, status=Status.FAILURE, limit=20, cursor=None)
     return DashboardOut(
@@ -87,16 +159,50 @@ async def read_dashboard_data(user: CurrentUser, arq: ArqDep, kinds: KindsDep) -
                 name=k.name,
                 title=k.title,
                 queue=k.queue,
+                internal=k.internal,
                 schedule=k.schedule,
                 next_run=next_run(k.schedule, at) if k.schedule else None,
             )
             for k in kinds.values()
         ],
         queues=[
-            QueueOut(name=queue, depth=due, scheduled=later)
-            for queue, due, later in zip(queues, counts[0::2], counts[1::2], strict=True)
+            QueueOut(name=queue, depth=due, scheduled=later, history=[None if d is None else int(d) for d in history])
+            for queue, due, later, history in zip(queues, counts[0::3], counts[1::3], counts[2::3], strict=True)
         ],
-        workers=await alive_workers(arq, now),
-        throughput=[MinuteOut(minute=m * 60, finished=int(f or 0)) for m, f in zip(minutes, finished, strict=True)],
+        workers=await _workers(arq, now),
+        throughput=[
+            MinuteOut(
+                minute=m * 60,
+                finished=int(f or 0),
+                failed=int(x or 0),
+                wait_p50_s=_quantile(w, 0.5),
+                wait_p95_s=_quantile(w, 0.95),
+            )
+            for m, f, x, w in zip(minutes, finished, failed_counts, waits, strict=True)
+        ],
         failed=failed,
     )
+
+
+@router.get("/dashboard/data", include_in_schema=True, tags=["operations"])
+async def read_dashboard_data(user: CurrentUser, arq: ArqDep, kinds: KindsDep) -> DashboardOut:
+    """Queues (with their depth over the last hour), workers, jobs finished and failed per minute with the queue
+    wait's p50 and p95, and the failed-jobs inbox (admins)."""
+    if not user.admin:
+        raise NotOwner("the dashboard is for admins")
+    return await dashboard_data(arq, kinds)
+
+
+@router.get("/dashboard/events", include_in_schema=True, tags=["operations"], response_class=EventSourceResponse)
+async def stream_dashboard(_: AdminUser, arq: ArqDep, kinds: KindsDep) -> AsyncIterator[DashboardOut]:
+    """The dashboard's data at once, then again whenever jobs change (every job's events channel, coalesced to
+    at most one update per COALESCE_S) and at least every IDLE_REFRESH_S, for the workers' beats (admins)."""
+    async with arq.pubsub() as pubsub:
+        await pubsub.psubscribe(keys.job_events("*"))
+        await pubsub.get_message(timeout=SUBSCRIBE_CONFIRM_S)
+        while True:
+            yield await dashboard_data(arq, kinds)
+            if await pubsub.get_message(ignore_subscribe_messages=True, timeout=IDLE_REFRESH_S) is not None:
+                await asyncio.sleep(COALESCE_S)  # a burst of changes makes one update
+                while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0) is not None:
+                    pass

@@ -1,10 +1,13 @@
 """/metrics (Prometheus text) and the dashboard's data: counted from Redis, so every process's work shows."""
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+import uvicorn
 from arq.connections import ArqRedis
 from arq.worker import Worker
 from dirty_equals import IsPartialDict
@@ -14,6 +17,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.core import counters
+from service.dev.server import free_port
 from service.settings import Settings
 from tests.conftest import run_until
 from tests.integration.helpers import auth
@@ -71,11 +75,12 @@ async def test_dashboard_data_is_for_admins(
     assert (await client.get("/dashboard/data")).status_code == 401
     assert (await client.get("/dashboard/data", headers=auth(settings, "alice"))).status_code == 403
     data = (await client.get("/dashboard/data", headers=auth(settings, "ops", admin=True))).json()
-    assert data["queues"] == [
-        {"name": "default", "depth": 0, "scheduled": 0},
-        {"name": "reports", "depth": 0, "scheduled": 0},
-    ]
-    assert len(data["throughput"]) == 60 and data["throughput"][-1]["finished"] == 2
+    assert [(q["name"], q["depth"], q["scheduled"]) for q in data["queues"]] == [("default", 0, 0), ("reports", 0, 0)]
+    assert all(len(q["history"]) == 60 for q in data["queues"])
+    last = data["throughput"][-1]
+    assert len(data["throughput"]) == 60 and (last["finished"], last["failed"]) == (2, 1)
+    # Both tries waited less than 0.5 s: p50 and p95 are the bounds of the buckets they fell in.
+    assert 0 < last["wait_p50_s"] <= last["wait_p95_s"] <= 0.5
     assert [job["error"]["type"] for job in data["failed"]] == ["PermanentFailure"]
 
 
@@ -171,3 +176,47 @@ async def test_metrics_an_autoscaler_can_use(
     assert got[("arqjobs_workers_serving", (("queue", "reports"),))] == 0
     assert got[("arqjobs_queue_wait_seconds_bucket", (("job", "run_sleep_task"), ("le", "+Inf")))] == 2
     assert got[("arqjobs_oldest_due_job_age_seconds", (("queue", "default"),))] >= 0
+
+
+async def test_the_dashboard_stream_pushes_changes_and_lists_workers_with_their_check(
+    app: Any, worker: Callable[..., Worker], settings: Settings, arq_pool: ArqRedis
+) -> None:
+    """One stream for the whole dashboard: its data at once, then again as jobs change (no client polling)."""
+    w = worker(burst=False, poll_delay=3600)
+    running = asyncio.create_task(w.main())
+    admin = auth(settings, "ops", admin=True)
+    # A real server: the ASGI transport of httpx buffers a streamed body until it ends.
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110  # uvicorn's readiness flag
+        await asyncio.sleep(0.01)
+    base = f"http://127.0.0.1:{config.port}"
+    try:
+        async with AsyncClient(base_url=base, timeout=30) as http:
+            assert (await http.get("/dashboard/events", headers=auth(settings, "alice"))).status_code == 403
+            async with http.stream("GET", "/dashboard/events", headers=admin) as stream:
+                lines = stream.aiter_lines()
+                first = await _next_data(lines)
+                assert first["throughput"][-1]["finished"] == 0
+                await run_until(lambda: _workers_seen(http, admin), "the worker's first heartbeat")
+                await http.post("/tasks", json={"type": 0})
+                while (data := await _next_data(lines))["throughput"][-1]["finished"] == 0:
+                    pass  # pushed as the job changed (and as its worker's counts were flushed)
+                (listed,) = data["workers"]
+                assert listed == IsPartialDict(id=w.worker_id, queues=["default", "reports"], check=True)  # type: ignore[attr-defined]
+    finally:
+        server.should_exit = True
+        await serving
+        running.cancel()
+
+
+async def _workers_seen(http: AsyncClient, headers: dict[str, str]) -> bool:
+    return bool((await http.get("/dashboard/data", headers=headers)).json()["workers"])
+
+
+async def _next_data(lines: Any) -> dict[str, Any]:
+    async for line in lines:
+        if line.startswith("data: "):
+            return json.loads(line[6:])
+    raise AssertionError("the stream ended")
