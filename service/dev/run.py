@@ -11,7 +11,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import redis
+
 from service.auth import create_token
+from service.core import signin
 from service.dev.server import ValkeyServer, port_in_use
 from service.settings import DEV_REDIS_PORT, get_settings
 
@@ -56,6 +59,15 @@ def _stop(child: subprocess.Popen[bytes], name: str, grace_s: float) -> None:
         child.wait()
 
 
+def signin_link(redis_url: str, secret_key: str, user_id: str, *, admin: bool) -> str:
+    """The fragment of a one-time sign-in link (`service.core.signin`) for `user_id`."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return "signin=" + signin.create_code(client, create_token(user_id, secret_key, admin=admin))
+    finally:
+        client.close()
+
+
 def main() -> int:
     settings = get_settings()
     env = dict(os.environ)
@@ -86,7 +98,11 @@ def main() -> int:
         _wait_for_web(url, list(children.values()))
         print(f"\n  Ready: open {url}  (API docs: {url}docs)  -  Ctrl-C stops everything.", flush=True)
         print(f"  Demo tokens - user 'demo': {create_token('demo', settings.secret_key)}", flush=True)
-        print(f"                admin 'ops': {create_token('ops', settings.secret_key, admin=True)}\n", flush=True)
+        print(f"                admin 'ops': {create_token('ops', settings.secret_key, admin=True)}", flush=True)
+        link = signin_link(env["REDIS_URL"], settings.secret_key, "ops", admin=True)
+        print(
+            f"  Dashboard, signed in as 'ops' (this link works once, for 10 min): {url}dashboard#{link}\n", flush=True
+        )
         while not stop.wait(0.5):
             exited = [name for name, child in children.items() if child.poll() is not None]
             if exited:

@@ -47,6 +47,12 @@ def test_make_run_serves_and_keeps_jobs_across_restarts(tmp_path: Path) -> None:
     task_id = httpx.post(f"{url}/tasks", json={"type": 1}).json()["task_id"]
     wait_until(lambda: httpx.get(f"{url}/tasks/{task_id}").json()["task_status"] == "SUCCESS", "the task to succeed")
     assert httpx.get(f"{url}/health").json()["workers"] == 1
+    # The dashboard opens signed in as the demo admin, through a link that works once.
+    link = re.search(rf"http://127\.0\.0\.1:{web_port}/dashboard#signin=([A-Za-z0-9_-]+)", log.read_text())
+    assert link is not None, log.read_text()
+    signed_in = httpx.post(f"{url}/auth/exchange", json={"code": link.group(1)})
+    assert signed_in.status_code == 200 and signed_in.json()["admin"] is True
+    assert httpx.post(f"{url}/auth/exchange", json={"code": link.group(1)}).status_code == 401
 
     ctrl_c(proc, log, web_port, valkey_port)
     assert "shutdown on SIGTERM" in log.read_text()  # the worker was stopped, not killed

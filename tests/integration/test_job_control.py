@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import redis as sync_redis
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
@@ -14,6 +15,8 @@ from dirty_equals import IsPartialDict
 from httpx import ASGITransport, AsyncClient
 from pydantic import BaseModel
 
+from service.auth import create_token
+from service.core import signin
 from service.core.failures import PermanentFailure, TransientFailure
 from service.engine.runtime import arq_function
 from service.kinds import JobContext, Kind
@@ -218,3 +221,18 @@ async def test_the_quota_holds_under_concurrent_posts(
     assert (await quota_client.post("/tasks", json={"type": 0}, headers=auth(settings, "bob"))).status_code == 201
     await worker().main()
     assert (await quota_client.post("/tasks", json={"type": 0}, headers=alice)).status_code == 201  # room again
+
+
+async def test_a_one_time_sign_in_link_works_once(client: AsyncClient, settings: Settings, arq_pool: ArqRedis) -> None:
+    token = create_token("ops", settings.secret_key, admin=True)
+    plain = sync_redis.Redis.from_url(settings.redis_url)
+    try:
+        code = signin.create_code(plain, token)
+    finally:
+        plain.close()
+    first = await client.post("/auth/exchange", json={"code": code})
+    assert first.status_code == 200
+    assert first.json() == {"token": token, "user": "ops", "admin": True}
+    again = await client.post("/auth/exchange", json={"code": code})
+    assert again.status_code == 401
+    assert (await client.post("/auth/exchange", json={"code": "short"})).status_code == 422

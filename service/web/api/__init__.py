@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.web.api import jobs, notifications, ops, reports, tasks
+from service.web.api import auth, jobs, notifications, ops, reports, tasks
 
 routers: list[APIRouter] = [
     tasks.router,
@@ -11,4 +11,5 @@ routers: list[APIRouter] = [
     jobs.bulk_router,
     jobs.router,
     ops.router,
+    auth.router,
 ]
