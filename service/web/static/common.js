@@ -42,32 +42,37 @@ async function api(method, path, { body, token } = {}) {
   return response.status === 204 ? null : response.json();
 }
 
-// Follow a job: Server-Sent Events read with fetch() (EventSource cannot send a bearer token), polling only if
-// the stream breaks. Calls onView with each view until a terminal status.
-async function followJob(id, token, onView) {
+// The `data:` payloads of a Server-Sent Events response, parsed as JSON, as they arrive (read with fetch():
+// EventSource cannot send a bearer token).
+async function* readEvents(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = event.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      if (data) yield JSON.parse(data);
+    }
+  }
+}
+
+// Follow a job over its event stream, polling only if the stream breaks. Calls onView with each view until a
+// terminal status, or until `signal` aborts.
+async function followJob(id, token, onView, signal = undefined) {
   try {
-    const response = await fetch(`/jobs/${id}/events`, { headers: authHeaders(token) });
+    const response = await fetch(`/jobs/${id}/events`, { headers: authHeaders(token), signal });
     if (!response.ok || !response.body) throw new Error("no stream");
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const event = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = event.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-        if (data) {
-          const view = JSON.parse(data);
-          onView(view);
-          if (TERMINAL.has(view.status)) return;
-        }
-      }
+    for await (const view of readEvents(response)) {
+      onView(view);
+      if (TERMINAL.has(view.status)) return;
     }
   } catch (_) { /* fall back to polling below */ }
-  for (;;) {
+  while (!signal?.aborted) {
     const response = await fetch(`/jobs/${id}`, { headers: authHeaders(token) });
     if (response.ok) {
       const view = await response.json();
