@@ -111,6 +111,10 @@ def test_dashboard_retry_and_abort(
     page.goto(url + "/")
     page.get_by_role("button", name="Long").click()
     expect(page.locator("#jobs tr").first.locator(".status")).to_have_text("STARTED", timeout=20_000)
+    elapsed = page.locator("#jobs tr").first.locator("[data-cell=result]")
+    expect(elapsed).to_contain_text("running for")  # a sleep task has no progress of its own: its time ticks
+    first = elapsed.inner_text()
+    expect(elapsed).not_to_have_text(first)
     page.goto(url + "/dashboard")  # the admin token is kept in the session
     page.get_by_label("Status").select_option("STARTED")
     running = page.locator("#jobs tr")

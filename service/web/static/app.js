@@ -36,6 +36,9 @@ function render(row, view, token) {
     progress.value = progress.max;
   }
   const result = cell(row, "result");
+  // A running job without progress of its own (a sleep task) shows the time it has run, ticking (see below).
+  if (view.status === "STARTED" && view.started_at && !view.progress) result.dataset.startedAt = view.started_at;
+  else delete result.dataset.startedAt;
   if (view.status === "SUCCESS" && view.name === "generate_report" && !result.querySelector("button")) {
     const button = document.createElement("button");
     button.type = "button";
@@ -51,6 +54,13 @@ function render(row, view, token) {
     result.textContent = `scheduled for ${new Date(view.scheduled_for).toLocaleTimeString()}`;
   }
 }
+
+setInterval(() => {
+  for (const result of document.querySelectorAll("#jobs [data-started-at]")) {
+    const seconds = Math.max(0, (Date.now() - new Date(result.dataset.startedAt)) / 1000);
+    result.textContent = `running for ${seconds.toFixed(1)} s`;
+  }
+}, 100);
 
 async function start(label, request, token) {
   const created = await request;
