@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         from service.dev.run import signin_link
 
         settings = get_settings()
-        fragment = signin_link(settings.redis_url, settings.secret_key, args.user_id, admin=args.admin)
+        fragment = signin_link(settings, args.user_id, admin=args.admin)
         sys.stdout.write(f"{args.base_url.rstrip('/')}/dashboard#{fragment}\n")
         return 0
     sys.stdout.write(create_token(args.user_id, get_settings().secret_key, admin=args.admin) + "\n")

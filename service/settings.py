@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     redis_url: str = DEV_REDIS_URL
+    # Redis Sentinel instead of one server: `host:port,...` of the Sentinels and the name they monitor. REDIS_URL's
+    # host and port are then ignored; its user, password, database and scheme (rediss: TLS) still apply.
+    redis_sentinels: CommaList = []
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_password: str | None = None  # the Sentinels' own password, if they have one
+    # Before an enqueue answers 2xx, wait until this many replicas have it (WAIT), for at most ENQUEUE_WAIT_MS;
+    # fewer in time: 503, and the client retries with its Idempotency-Key. 0: answer at once (docs/operations.md).
+    enqueue_replicas: Annotated[int, Field(ge=0, le=16)] = 0
+    enqueue_wait_ms: Annotated[int, Field(ge=1, le=60_000)] = 500
     data_dir: Path = Path("data")
     sleep_scale: Annotated[float, Field(ge=0), AfterValidator(_finite)] = 1.0
     secret_key: str = DEV_SECRET_KEY

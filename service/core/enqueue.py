@@ -18,7 +18,7 @@ from arq.jobs import serialize_job, serialize_result
 from arq.utils import timestamp_ms
 
 from service.core import keys
-from service.core.exceptions import IdempotencyKeyReused, QuotaExceeded
+from service.core.exceptions import IdempotencyKeyReused, NotReplicated, QuotaExceeded
 from service.core.record import LUA_ANNOUNCE, Field, lua
 from service.core.serialization import job_serializer
 
@@ -131,6 +131,8 @@ async def enqueue(
     job_id: str | None = None,
     callback_url: str | None = None,
     traceparent: str | None = None,
+    replicas: int = 0,
+    wait_ms: int = 0,
 ) -> Enqueued:
     """Queue `function_name(**kwargs)` on `queue` for arq's workers, due at once or at `run_at_ms`; raise
     `QuotaExceeded` if `owner` has `max_active` jobs (scheduled ones count).
@@ -140,6 +142,10 @@ async def enqueue(
     Unlike `ArqRedis.enqueue_job`, this needs no WATCH round trip (ids are random, so they never collide), and
     writes the job record, the listing indexes, the quota entry, the idempotency key (scoped to `owner`) and the
     wake-up for idle workers with the job itself.
+
+    With `replicas`, the same round trip waits (WAIT) until that many replicas have the job, for at most `wait_ms`,
+    and raises `NotReplicated` if fewer did: a failover then could lose the job, so the caller must not be told it
+    is queued (a retry with the same Idempotency-Key finds it, and waits again).
     """
     prepared = prepare(
         function_name, kwargs, record_ttl_s=record_ttl_s, owner=owner, idempotency_key=idempotency_key,
@@ -147,7 +153,15 @@ async def enqueue(
         callback_url=callback_url, traceparent=traceparent,
     )  # fmt: skip
     script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
-    outcome, found = await script(keys=prepared.keys, args=prepared.args)
+    if replicas:
+        async with redis.pipeline(transaction=False) as pipe:
+            await script(keys=prepared.keys, args=prepared.args, client=pipe)
+            pipe.execute_command("WAIT", replicas, wait_ms)
+            (outcome, found), acknowledged = await pipe.execute()
+        if outcome in (0, 1) and acknowledged < replicas:
+            raise NotReplicated(f"the job reached {acknowledged} of {replicas} replicas within {wait_ms} ms")
+    else:
+        outcome, found = await script(keys=prepared.keys, args=prepared.args)
     if outcome == 2:
         raise QuotaExceeded(f"at most {max_active} jobs may be pending or running per user")
     if outcome == 3:

@@ -32,3 +32,7 @@ class BadCursor(ValueError):
 
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key sent again with a different request than the one that first used it."""
+
+
+class NotReplicated(Exception):
+    """ENQUEUE_REPLICAS replicas did not confirm the job within ENQUEUE_WAIT_MS: it may be lost in a failover."""

@@ -11,12 +11,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import redis
-
 from service.auth import create_token
 from service.core import signin
+from service.core.connections import sync_redis
 from service.dev.server import ValkeyServer, port_in_use
-from service.settings import DEV_REDIS_PORT, get_settings
+from service.settings import DEV_REDIS_PORT, Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +58,11 @@ def _stop(child: subprocess.Popen[bytes], name: str, grace_s: float) -> None:
         child.wait()
 
 
-def signin_link(redis_url: str, secret_key: str, user_id: str, *, admin: bool) -> str:
+def signin_link(settings: Settings, user_id: str, *, admin: bool) -> str:
     """The fragment of a one-time sign-in link (`service.core.signin`) for `user_id`."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis(settings)
     try:
-        return "signin=" + signin.create_code(client, create_token(user_id, secret_key, admin=admin))
+        return "signin=" + signin.create_code(client, create_token(user_id, settings.secret_key, admin=admin))
     finally:
         client.close()
 
@@ -99,7 +98,7 @@ def main() -> int:
         print(f"\n  Ready: open {url}  (API docs: {url}docs)  -  Ctrl-C stops everything.", flush=True)
         print(f"  Demo tokens - user 'demo': {create_token('demo', settings.secret_key)}", flush=True)
         print(f"                admin 'ops': {create_token('ops', settings.secret_key, admin=True)}", flush=True)
-        link = signin_link(env["REDIS_URL"], settings.secret_key, "ops", admin=True)
+        link = signin_link(settings.model_copy(update={"redis_url": env["REDIS_URL"]}), "ops", admin=True)
         print(
             f"  Dashboard, signed in as 'ops' (this link works once, for 10 min): {url}dashboard#{link}\n", flush=True
         )

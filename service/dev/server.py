@@ -50,6 +50,9 @@ class ValkeyServer:
     persistent: bool = False
     # make run puts the server in its own session, so a Ctrl-C reaches the runner, which stops it last.
     own_session: bool = False
+    # More of valkey-server's options (`--replicaof 127.0.0.1 6390`, say), or a config file first for a Sentinel.
+    extra_args: list[str] = field(default_factory=list)
+    sentinel_config: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -57,8 +60,10 @@ class ValkeyServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
+        if self.sentinel_config is not None:  # a Sentinel: its config file (which it rewrites), then --sentinel
+            return [str(valkey_binary()), str(self.sentinel_config), "--sentinel", "--port", str(self.port)]
         cmd = [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)]
-        cmd += ["--protected-mode", "yes", "--save", ""]
+        cmd += ["--protected-mode", "yes", "--save", "", *self.extra_args]
         if self.persistent:
             cmd += ["--appendonly", "yes", "--appendfsync", "everysec", "--logfile", "valkey.log"]
         else:

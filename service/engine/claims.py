@@ -30,9 +30,12 @@ RENEW_EVERY_S = 2.0
 
 class ClaimKeeper:
     def __init__(
-        self, redis_url: str, stalled_for: Callable[[], float] = lambda: 0.0, stall_limit_s: float = float("inf")
+        self,
+        connect: Callable[[], redis.Redis],
+        stalled_for: Callable[[], float] = lambda: 0.0,
+        stall_limit_s: float = float("inf"),
     ) -> None:
-        self._redis_url = redis_url
+        self._connect = connect  # a synchronous client to the primary (`connections.sync_redis`)
         self._stalled_for = stalled_for
         self._stall_limit_s = stall_limit_s
         self._stalled = False
@@ -81,7 +84,7 @@ class ClaimKeeper:
         return stalled
 
     def _run(self) -> None:
-        client = redis.Redis.from_url(self._redis_url, socket_timeout=2, socket_connect_timeout=2)
+        client = self._connect()
         try:
             while not self._stopped.wait(RENEW_EVERY_S):
                 try:

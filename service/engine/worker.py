@@ -41,6 +41,7 @@ from arq.utils import to_ms, to_seconds
 from arq.worker import Worker
 
 from service.core import events, keys
+from service.core.connections import sync_redis, uses_sentinel, worker_redis
 from service.core.counters import MetricsBuffer
 from service.core.enqueue import ENQUEUE_SCRIPT, RECORD_MARGIN_S
 from service.core.record import Field
@@ -90,6 +91,10 @@ class ServiceWorker(Worker):
         # `queue_name` is the first queue's (arq queues its cron jobs there); `arq --check` reads the default
         # queue's health key whichever queues a worker serves.
         kwargs.setdefault("health_check_key", keys.queue_key(keys.DEFAULT_QUEUE) + health_check_key_suffix)
+        service_settings = settings or get_settings()
+        if kwargs.get("redis_pool") is None and uses_sentinel(service_settings):
+            # arq's own Sentinel pool drops the retry settings: this one keeps them (`connections.worker_redis`).
+            kwargs["redis_pool"] = worker_redis(service_settings)
         super().__init__(
             functions,
             queue_name=keys.queue_key(queues[0]),
@@ -100,7 +105,7 @@ class ServiceWorker(Worker):
             after_job_end=self._after_job_end,
             **kwargs,
         )
-        self.settings = settings or get_settings()
+        self.settings = service_settings
         self.worker_id = worker_id or heartbeat.new_worker_id()
         # OTEL_EXPORTER_OTLP_ENDPOINT unset: None, and no job makes a span (`runtime`).
         self.tracing = tracing or Tracing.start(
@@ -153,7 +158,7 @@ class ServiceWorker(Worker):
     async def _startup(self, ctx: dict[str, Any]) -> None:
         local = heartbeat.LocalBeat(self.settings.worker_check_dir, self.worker_id)
         local.touch()
-        self.claims = ClaimKeeper(self.settings.redis_url, local.stalled_for, self.in_progress_timeout_s)
+        self.claims = ClaimKeeper(partial(sync_redis, self.settings), local.stalled_for, self.in_progress_timeout_s)
         self.claims.start()
         beats = heartbeat.beat_forever(self.pool, self.worker_id, self.stats, self.metrics, self._stop, self.queues)
         subscribed = asyncio.Event()

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from service.auth import InvalidToken, verify_token
 from service.core.connections import web_redis
 from service.core.counters import MetricsBuffer
-from service.core.exceptions import IdempotencyKeyReused, QuotaExceeded
+from service.core.exceptions import IdempotencyKeyReused, NotReplicated, QuotaExceeded
 from service.core.tracing import Tracing
 from service.kinds import Kind
 from service.kinds.functions import JobArgumentsInvalid, bind, function_kind
@@ -87,7 +87,7 @@ class DurableBackgroundTasks:
             for n, (kind, arguments, job_id) in enumerate(self._pending):
                 task_key = None if key is None else f"{key}#{n}"
                 await self._submit(kind, arguments, owner=self._owner, job_id=job_id, idempotency_key=task_key)
-        except (RedisError, OSError) as e:
+        except (RedisError, OSError, NotReplicated) as e:
             logger.warning("could not enqueue %d background jobs: %r", len(self._pending), e)
             detail = "the job queue is unavailable, try again shortly"
             raise HTTPException(503, detail=detail, headers={"Retry-After": str(RETRY_AFTER_S)}) from e

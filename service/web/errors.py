@@ -18,6 +18,7 @@ from service.core.exceptions import (
     JobStateConflict,
     NotAuthenticated,
     NotOwner,
+    NotReplicated,
     QuotaExceeded,
 )
 from service.core.webhooks import CallbackRefused
@@ -123,6 +124,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BadCursor, _on_bad_cursor)
     app.add_exception_handler(IdempotencyKeyReused, _on_idempotency_key_reused)
     app.add_exception_handler(CallbackRefused, _on_callback_refused)
+    app.add_exception_handler(NotReplicated, _on_redis_error)  # queued on the primary only: retry, same key
     app.add_exception_handler(RedisError, _on_redis_error)
     # Starlette hands an exception raised while Redis hangs up mid-reply here too.
     app.add_exception_handler(ConnectionResetError, _on_redis_error)

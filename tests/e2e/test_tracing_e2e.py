@@ -65,8 +65,9 @@ def otlp() -> Iterator[OtlpReceiver]:
 
 
 def test_a_post_and_its_job_s_run_arrive_as_one_trace(
-    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str], otlp: OtlpReceiver
+    otlp: OtlpReceiver, start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str]
 ) -> None:
+    # `otlp` first: set up before the processes and torn down after them, so their last exports find it.
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp.url
     env["OTEL_BSP_SCHEDULE_DELAY"] = "100"  # the SDK's batch delay, in ms (5 s by default)
     url = start_web()

@@ -14,7 +14,7 @@ def test_claims_are_renewed_while_the_loop_answers_and_left_to_expire_once_it_is
 ) -> None:
     client = redis.Redis.from_url(redis_server.url)
     stalled_for = [0.0]
-    keeper = ClaimKeeper(redis_server.url, lambda: stalled_for[0], stall_limit_s=310)
+    keeper = ClaimKeeper(lambda: redis.Redis.from_url(redis_server.url), lambda: stalled_for[0], stall_limit_s=310)
     keeper.hold("j1")
     try:
         client.psetex(CLAIM, 1000, b"1")

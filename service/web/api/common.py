@@ -77,6 +77,8 @@ class Submitter:
             queue=kind.queue,
             run_at_ms=None if run_at is None else int(run_at.timestamp() * 1000),
             callback_url=callback_url,
+            replicas=self.settings.enqueue_replicas,
+            wait_ms=self.settings.enqueue_wait_ms,
         )
         if self.tracing is None:
             queued = await queue()
