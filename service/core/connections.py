@@ -1,6 +1,7 @@
 """Redis clients for the web app, the workers and the command line: one server (REDIS_URL) or the primary that
 Redis Sentinel names (REDIS_SENTINELS), with timeouts and retries that ride out a restart or a failover."""
 
+import logging
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -8,13 +9,15 @@ import redis
 import redis.sentinel
 from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import ConnectionPool
-from redis.asyncio.connection import SSLConnection
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, TimeoutError
 
 from service.core.serialization import job_deserializer, job_serializer
+
+logger = logging.getLogger(__name__)
 from service.settings import Settings
 
 # The web app answers 503 rather than hang: two tries of at most 0.8 s each stay within the contract's 2 s.
@@ -64,6 +67,37 @@ def uses_sentinel(settings: Settings) -> bool:
     return bool(settings.redis_sentinels)
 
 
+class _HandshakeRetried:
+    """redis-py (5.3) retries a connection's TCP connect with its `retry`, but not the handshake that follows it
+    (HELLO/AUTH/SELECT/CLIENT SETINFO), and a command's own retry does not cover getting its connection: a reset
+    after the accept, a server that accepts and never answers, or one answering LOADING killed a worker from
+    arq's job-finishing or shutdown path. Here the whole connect, handshake included, is retried the same way."""
+
+    retry: Retry
+
+    async def connect(self) -> None:
+        await self.retry.call_with_retry(super().connect, lambda error: self.disconnect())  # type: ignore[misc, attr-defined]
+
+
+class RetriedConnection(_HandshakeRetried, Connection):
+    pass
+
+
+class RetriedSSLConnection(_HandshakeRetried, SSLConnection):
+    pass
+
+
+class RetriedUnixConnection(_HandshakeRetried, UnixDomainSocketConnection):
+    pass
+
+
+RETRIED = {
+    Connection: RetriedConnection,
+    SSLConnection: RetriedSSLConnection,
+    UnixDomainSocketConnection: RetriedUnixConnection,
+}
+
+
 class PrimaryConnection(SentinelManagedConnection):
     """redis-py's connection to the primary that the Sentinels name, asking them again at every try.
 
@@ -86,7 +120,9 @@ class PrimarySSLConnection(PrimaryConnection, SSLConnection):
 
 def _pool(settings: Settings, **kwargs: Any) -> ConnectionPool:
     if not uses_sentinel(settings):
-        return ConnectionPool.from_url(settings.redis_url, **kwargs)
+        options = parse_url(settings.redis_url)  # redis-py's own reading of the URL (scheme, credentials, db, TLS)
+        connection_class = RETRIED[options.pop("connection_class", Connection)]
+        return ConnectionPool(connection_class=connection_class, **{**kwargs, **options})
     connection = {**_credentials(settings), **kwargs}
     connection["connection_class"] = PrimarySSLConnection if connection.pop("ssl") else PrimaryConnection
     sentinel = Sentinel(_sentinels(settings), sentinel_kwargs=_sentinel_kwargs(settings), **connection)  # type: ignore[no-untyped-call]
@@ -108,13 +144,28 @@ def web_redis(settings: Settings) -> ArqRedis:
     return ArqRedis(pool, job_serializer=job_serializer, job_deserializer=job_deserializer)
 
 
-def worker_redis(settings: Settings) -> ArqRedis:
-    """The worker's pool: retries for ever (backing off up to 1 s), so a restart or a failover pauses a worker
-    instead of killing it, in arq's job-finishing and shutdown paths too."""
+async def close_redis(client: ArqRedis) -> None:
+    """Close the client and its pool; through Sentinel, also the clients to the Sentinels themselves (closing the
+    pool alone leaves those open)."""
+    pool = client.connection_pool
+    await client.aclose(close_connection_pool=True)
+    if isinstance(pool, SentinelConnectionPool):
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
+# A worker's command that has no answer in this long is tried again on a new connection: a server that accepted
+# the connection and never answers (a black hole, a half-open connection) holds a worker no longer than that.
+WORKER_SOCKET_TIMEOUT = 10.0
+
+
+def worker_redis(settings: Settings, socket_timeout: float = WORKER_SOCKET_TIMEOUT) -> ArqRedis:
+    """The worker's pool: retries for ever (backing off up to 1 s), so a restart, a reset, a server loading its
+    data or a failover pauses a worker instead of killing it, in arq's job-finishing and shutdown paths too."""
     pool = _pool(
         settings,
         socket_connect_timeout=2,
-        socket_timeout=None,
+        socket_timeout=socket_timeout,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), -1),
         retry_on_error=RETRYABLE_ERRORS,
         retry_on_timeout=True,
@@ -135,6 +186,37 @@ def sync_redis(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
     return client
 
 
+class SentinelUnavailable(RuntimeError):
+    """No Sentinel answers, or none knows REDIS_SENTINEL_MASTER: said at a worker's start, not waited out."""
+
+
+def check_sentinels(settings: Settings) -> str:
+    """Ask each Sentinel for the primary; the address, or `SentinelUnavailable` saying what is wrong. One Sentinel
+    down of several is only logged: the others answer."""
+    answered, down = [], []
+    for host, port in _sentinels(settings):
+        client = redis.Redis(host=host, port=port, **_sentinel_kwargs(settings))
+        try:
+            address = client.sentinel_get_master_addr_by_name(settings.redis_sentinel_master)  # type: ignore[no-untyped-call]
+        except (redis.RedisError, OSError) as e:
+            down.append(f"{host}:{port} ({type(e).__name__})")
+            continue
+        finally:
+            client.close()
+        answered.append(f"{host}:{port}")
+        if address:
+            if down:
+                logger.warning("REDIS_SENTINELS: %s did not answer; using the others", ", ".join(down))
+            host = address[0].decode() if isinstance(address[0], bytes) else address[0]
+            return f"{host}:{address[1]}"
+    if not answered:
+        raise SentinelUnavailable(f"none of REDIS_SENTINELS answers: {', '.join(down)}")
+    raise SentinelUnavailable(
+        f"no Sentinel of {', '.join(answered)} knows a primary named {settings.redis_sentinel_master!r} "
+        "(REDIS_SENTINEL_MASTER), or it has none right now (a failover)"
+    )
+
+
 def worker_redis_settings(settings: Settings) -> RedisSettings:
     """Settings for arq's own pool (`arq --check`, and a worker not given a pool): retry for ever."""
     if uses_sentinel(settings):
@@ -148,7 +230,7 @@ def worker_redis_settings(settings: Settings) -> RedisSettings:
             database=credentials["db"],
             ssl=credentials["ssl"],
             conn_timeout=2,
-            conn_retries=60,
+            conn_retries=5,  # `arq --check` through Sentinel: a clear failure within seconds, not a minute
             conn_retry_delay=1,
         )
     redis_settings = RedisSettings.from_dsn(settings.redis_url)

@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any
 
 import uvloop
+from arq.connections import ArqRedis
 from arq.constants import (
     abort_jobs_ss,
     health_check_key_suffix,
@@ -41,7 +42,7 @@ from arq.utils import to_ms, to_seconds
 from arq.worker import Worker
 
 from service.core import events, keys
-from service.core.connections import sync_redis, uses_sentinel, worker_redis
+from service.core.connections import check_sentinels, close_redis, sync_redis, uses_sentinel, worker_redis
 from service.core.counters import MetricsBuffer
 from service.core.enqueue import ENQUEUE_SCRIPT, RECORD_MARGIN_S
 from service.core.record import Field
@@ -92,8 +93,12 @@ class ServiceWorker(Worker):
         # queue's health key whichever queues a worker serves.
         kwargs.setdefault("health_check_key", keys.queue_key(keys.DEFAULT_QUEUE) + health_check_key_suffix)
         service_settings = settings or get_settings()
-        if kwargs.get("redis_pool") is None and uses_sentinel(service_settings):
-            # arq's own Sentinel pool drops the retry settings: this one keeps them (`connections.worker_redis`).
+        if kwargs.get("redis_pool") is None:
+            if uses_sentinel(service_settings):
+                # Said now, in a line, rather than waited out for ever: no Sentinel answers, or none knows the name.
+                logger.info("Redis primary, as the Sentinels name it: %s", check_sentinels(service_settings))
+            # This service's pool rather than arq's: the same retries and timeouts through Sentinel (arq's Sentinel
+            # pool drops them) and without, and a timeout on every command (`connections.worker_redis`).
             kwargs["redis_pool"] = worker_redis(service_settings)
         super().__init__(
             functions,
@@ -390,7 +395,10 @@ class ServiceWorker(Worker):
         # then fail for every remaining worker until its next record (up to health_check_interval). This worker's
         # close deletes a key of its own instead; the shared one expires by itself once no worker records it.
         self.health_check_key = f"{self.health_check_key}:{self.worker_id}"
+        pool: ArqRedis | None = self.pool  # arq's property: None before main() made it
         await super().close()
+        if pool is not None:
+            await close_redis(pool)  # through Sentinel: the clients to the Sentinels, which arq's close leaves open
 
 
 # arq's `get_kwargs` keeps the settings class's attributes that name a parameter of `inspect.signature(Worker)`:

@@ -8,7 +8,7 @@ from typing import TypedDict
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 
-from service.core.connections import web_redis
+from service.core.connections import close_redis, web_redis
 from service.core.counters import MetricsBuffer
 from service.core.tracing import Tracing, instrument_app
 from service.kinds import Kinds, load_kinds
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
             # No ping here: the app must start while Redis is down, and answer 503 until it is back.
             arq = web_redis(settings)
             # The pool was passed in explicitly, so redis-py closes it only when asked to.
-            stack.push_async_callback(arq.aclose, close_connection_pool=True)
+            stack.push_async_callback(close_redis, arq)
             # This process's counts (enqueues), added to Redis every few seconds, before /metrics and at shutdown.
             metrics = MetricsBuffer()
             flusher = asyncio.create_task(metrics.flush_forever(arq), name="metrics-flush")

