@@ -12,6 +12,10 @@ is used):
 - **Aborts by pub/sub** (`aborts`), with arq's own `job_tasks`/`aborting_tasks`, so arq records them as aborted.
 - **A heartbeat per process** (`heartbeat`), counted metrics, batched bookkeeping (`batching`), and a health-check
   key that one worker stopping does not take away from the others (`close`).
+- **Its own Redis pool** (`connections.worker_redis`) unless given one: every connect, handshake included, retried
+  with back-off for ever, a timeout on every command, and through Sentinel the primary asked for at each try.
+- **Webhooks queued with the result** (`_queue_webhook`): in the finish transaction of a job with a callback URL.
+- **A span per try** when tracing is on (`runtime`, `service.core.tracing`).
 
 `worker_settings.py` selects it with one line that binds arq's `Worker` name to it: arq's CLI builds `Worker` by
 name, and has no other way to be told the class.
