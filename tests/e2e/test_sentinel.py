@@ -147,6 +147,7 @@ def test_a_failover_loses_no_accepted_job(
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "ENQUEUE_REPLICAS": str(replicas),
         "ENQUEUE_WAIT_MS": "500",
+        "SLEEP_SCALE": "0.2",  # a notification takes 1 s, so some are running when the primary dies
     }
     url = start_web()
     start_worker()
@@ -174,6 +175,13 @@ def test_a_failover_loses_no_accepted_job(
     recovered_s = next(t for t in client.answered_at if t > killed_at) - killed_at
     sender.join(60)
     assert not sender.is_alive()
+    # The workers' subscriptions followed the primary: an abort, heard on the new primary's abort channel, cancels
+    # a running task (a worker still subscribed to the dead primary would let it run to SUCCESS).
+    with httpx.Client(base_url=url, timeout=5) as http:
+        long_id = http.post("/tasks", json={"type": 3}).json()["task_id"]  # 30 s x SLEEP_SCALE 0.2: 6 s
+        wait_until(lambda: http.get(f"/jobs/{long_id}").json()["status"] == "STARTED", "the long task to start")
+        assert http.post(f"/jobs/{long_id}/abort").status_code == 202
+        wait_until(lambda: http.get(f"/jobs/{long_id}").json()["status"] == "REVOKED", "the abort to reach it", 5)
 
     def all_done() -> bool:
         for job_id in client.accepted.values():
