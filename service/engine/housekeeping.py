@@ -36,7 +36,8 @@ async def trim_job_index(ctx: dict[str, Any]) -> int:
     cutoff = now_us - record_lifetime_ms * 1000
     redis = ctx["redis"]
     engine = ctx.get(ENGINE)
-    names = [name for name in engine.functions if not name.startswith("cron:")] if engine is not None else []
+    # arq names a cron job's function `cron:<name>`: a recurring kind's runs are indexed under the kind's name.
+    names = sorted({name.removeprefix("cron:") for name in engine.functions}) if engine is not None else []
     queues = engine.queues if engine is not None else [keys.DEFAULT_QUEUE]
     removed = 0
     while expired := await redis.zrangebyscore(keys.ALL_JOBS_INDEX, "-inf", cutoff, start=0, num=TRIM_BATCH):
