@@ -27,7 +27,7 @@ from service.core.enqueue import enqueue
 from service.dev.server import ValkeyServer, free_port
 from service.settings import Settings
 
-COMMANDS_PER_JOB = 29.2  # bench/RESULTS.md, "Redis commands per job", three queues
+COMMANDS_PER_JOB = 32.3  # bench/RESULTS.md, "Redis commands per job", three queues (2026-12-02 18:28)
 CONCURRENCY = 20
 
 
