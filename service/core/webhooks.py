@@ -20,7 +20,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from service.core.enqueue import Prepared, prepare
+from redis.asyncio.client import Pipeline
+
+from service.core.enqueue import ENQUEUE_SCRIPT, prepare
+from service.core.keys import job_record
+from service.core.record import Field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -159,9 +163,12 @@ WEBHOOK_KIND = "webhook"
 WEBHOOK_QUEUE = "default"
 
 
-def webhook_job(job_id: str, url: str, owner: str | None, record_ttl_s: int) -> Prepared:
-    """The delivery job of `job_id`'s webhook, owned as the job was (its owner sees it among their jobs); queued by
-    the transaction that finishes the job, or by the abort that revokes it."""
-    return prepare(
+def queue_webhook(tr: Pipeline, job_id: str, url: str, owner: str | None, record_ttl_s: int) -> None:
+    """Add to `tr` (a transaction) the delivery job of `job_id`'s webhook, owned as the job was (its owner sees it
+    among their jobs), and its id in the job's record: in the transaction that finishes the job, or that follows the
+    abort revoking it."""
+    delivery = prepare(
         WEBHOOK_KIND, {"job_id": job_id, "url": url}, record_ttl_s=record_ttl_s, owner=owner, queue=WEBHOOK_QUEUE
     )
+    tr.eval(ENQUEUE_SCRIPT, len(delivery.keys), *delivery.keys, *delivery.args)  # type: ignore[arg-type]  # ints and bytes go as they are
+    tr.hset(job_record(job_id), Field.WEBHOOK_JOB, delivery.job_id)

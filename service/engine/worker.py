@@ -48,12 +48,12 @@ from arq.worker import Worker
 from service.core import events, keys
 from service.core.connections import check_sentinels, close_redis, sync_redis, uses_sentinel, worker_redis
 from service.core.counters import MetricsBuffer
-from service.core.enqueue import ENQUEUE_SCRIPT, RECORD_MARGIN_S
+from service.core.enqueue import RECORD_MARGIN_S
 from service.core.record import Field
 from service.core.serialization import job_deserializer
 from service.core.status import ABORT_ERROR_TYPES
 from service.core.tracing import Tracing
-from service.core.webhooks import webhook_job
+from service.core.webhooks import queue_webhook
 from service.engine import compat, heartbeat, wakeup
 from service.engine.aborts import Aborts
 from service.engine.batching import CommandBatcher
@@ -367,11 +367,8 @@ class ServiceWorker(Worker):
         """In the finish transaction of a job with a callback URL: queue its webhook's delivery, so that a job that
         ended never misses it (nor gets it before its result is there)."""
         claimed = self._claimed.get(job_id)
-        if claimed is None or claimed.callback_url is None:
-            return
-        delivery = webhook_job(job_id, claimed.callback_url, claimed.owner, self.settings.result_ttl)
-        tr.eval(ENQUEUE_SCRIPT, len(delivery.keys), *delivery.keys, *delivery.args)
-        tr.hset(keys.job_record(job_id), Field.WEBHOOK_JOB, delivery.job_id)
+        if claimed is not None and claimed.callback_url is not None:
+            queue_webhook(tr, job_id, claimed.callback_url, claimed.owner, self.settings.result_ttl)
 
     def _keep_failure(self, tr: Any, job_id: str, traceback: str) -> None:
         """In the finish transaction of a job that ended FAILURE: its record and its places in the failed-jobs

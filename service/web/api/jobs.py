@@ -11,7 +11,7 @@ from fastapi.sse import EventSourceResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from service.core import keys
-from service.core.enqueue import ENQUEUE_SCRIPT, abort
+from service.core.enqueue import abort
 from service.core.events import job_events
 from service.core.exceptions import JobNotFound, JobStateConflict, NotAuthenticated, NotOwner
 from service.core.reads import (
@@ -28,10 +28,9 @@ from service.core.reads import (
 from service.core.record import Field as RecordField
 from service.core.status import TERMINAL_STATUSES, Status
 from service.core.views import JobView
-from service.core.webhooks import webhook_job
+from service.core.webhooks import queue_webhook
 from service.kinds import Kinds
 from service.kinds.reports import generate_report, report_path
-from service.settings import Settings
 from service.web.api.common import SubmitDep, Submitter
 from service.web.deps import ArqDep, CallerDep, CurrentUser, JobId, KindsDep, OptionalUser, SettingsDep
 from service.web.metrics import count_abort
@@ -157,8 +156,10 @@ async def abort_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: Se
     if outcome == "missing":
         raise JobNotFound(f"no job with id {job_id!r}")
     await count_abort(arq, snapshot.function)
-    if outcome == "revoked" and snapshot.callback_url is not None:
-        await _queue_webhook(arq, snapshot, settings)
+    if outcome == "revoked" and snapshot.callback_url is not None:  # a worker queues the others as it ends them
+        async with arq.pipeline(transaction=True) as tr:
+            queue_webhook(tr, job_id, snapshot.callback_url, view.owner, settings.result_ttl)
+            await tr.execute()
     # Revoked here and now, or still running until its worker cancels it (within about a second).
     return JobStatusOut(id=job_id, status=Status.REVOKED if outcome == "revoked" else Status.STARTED)
 
@@ -173,14 +174,6 @@ async def retry_job(
     if snapshot.view.status not in RETRYABLE:
         raise JobStateConflict(f"only FAILURE or REVOKED jobs can be retried, not {snapshot.view.status}")
     return TaskCreatedOut(task_id=await _run_again(arq, snapshot, submit, kinds))
-
-
-async def _queue_webhook(arq: ArqRedis, snapshot: Snapshot, settings: Settings) -> None:
-    """The webhook of a job revoked before it ran (a worker queues the others as it finishes them)."""
-    assert snapshot.callback_url is not None
-    delivery = webhook_job(snapshot.view.id, snapshot.callback_url, snapshot.view.owner, settings.result_ttl)
-    await arq.register_script(ENQUEUE_SCRIPT)(keys=delivery.keys, args=delivery.args)
-    await arq.hset(keys.job_record(snapshot.view.id), RecordField.WEBHOOK_JOB, delivery.job_id)  # type: ignore[misc]  # async client
 
 
 async def _run_again(arq: ArqRedis, snapshot: Snapshot, submit: Submitter, kinds: Kinds) -> str:
