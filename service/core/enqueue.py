@@ -2,7 +2,7 @@
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict, Unpack
 from uuid import uuid4
 
 from arq.connections import ArqRedis
@@ -116,23 +116,29 @@ class Enqueued:
     created: bool  # False when an Idempotency-Key repeat returned the first call's job
 
 
+class JobOptions(TypedDict, total=False):
+    """How a job is queued, besides its function and arguments (`enqueue` and `prepare` take them alike)."""
+
+    record_ttl_s: Required[int]
+    owner: str | None
+    idempotency_key: str | None
+    fingerprint: str
+    max_active: int  # 0: no quota
+    queue: str
+    run_at_ms: int | None
+    job_id: str | None
+    callback_url: str | None
+    traceparent: str | None
+
+
 async def enqueue(
     redis: ArqRedis,
     function_name: str,
     kwargs: dict[str, Any],
     *,
-    record_ttl_s: int,
-    owner: str | None = None,
-    idempotency_key: str | None = None,
-    fingerprint: str = "",
-    max_active: int = 0,
-    queue: str = keys.DEFAULT_QUEUE,
-    run_at_ms: int | None = None,
-    job_id: str | None = None,
-    callback_url: str | None = None,
-    traceparent: str | None = None,
     replicas: int = 0,
     wait_ms: int = 0,
+    **options: Unpack[JobOptions],
 ) -> Enqueued:
     """Queue `function_name(**kwargs)` on `queue` for arq's workers, due at once or at `run_at_ms`; raise
     `QuotaExceeded` if `owner` has `max_active` jobs (scheduled ones count).
@@ -147,11 +153,7 @@ async def enqueue(
     and raises `NotReplicated` if fewer did: a failover then could lose the job, so the caller must not be told it
     is queued (a retry with the same Idempotency-Key finds it, and waits again).
     """
-    prepared = prepare(
-        function_name, kwargs, record_ttl_s=record_ttl_s, owner=owner, idempotency_key=idempotency_key,
-        fingerprint=fingerprint, max_active=max_active, queue=queue, run_at_ms=run_at_ms, job_id=job_id,
-        callback_url=callback_url, traceparent=traceparent,
-    )  # fmt: skip
+    prepared = prepare(function_name, kwargs, **options)
     script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
     if replicas:
         async with redis.pipeline(transaction=False) as pipe:
@@ -163,7 +165,7 @@ async def enqueue(
     else:
         outcome, found = await script(keys=prepared.keys, args=prepared.args)
     if outcome == 2:
-        raise QuotaExceeded(f"at most {max_active} jobs may be pending or running per user")
+        raise QuotaExceeded(f"at most {options.get('max_active', 0)} jobs may be pending or running per user")
     if outcome == 3:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was first used for a different request (method, path, query or body); "
@@ -182,23 +184,13 @@ class Prepared:
     args: list[str | int | bytes]
 
 
-def prepare(
-    function_name: str,
-    kwargs: dict[str, Any],
-    *,
-    record_ttl_s: int,
-    owner: str | None = None,
-    idempotency_key: str | None = None,
-    fingerprint: str = "",
-    max_active: int = 0,
-    queue: str = keys.DEFAULT_QUEUE,
-    run_at_ms: int | None = None,
-    job_id: str | None = None,
-    callback_url: str | None = None,
-    traceparent: str | None = None,
-) -> Prepared:
+def prepare(function_name: str, kwargs: dict[str, Any], **options: Unpack[JobOptions]) -> Prepared:
     """The job's definition in arq's wire format, its record, and ENQUEUE_SCRIPT's keys and arguments."""
-    job_id = job_id or uuid4().hex
+    record_ttl_s, owner = options["record_ttl_s"], options.get("owner")
+    idempotency_key, max_active = options.get("idempotency_key"), options.get("max_active", 0)
+    queue, run_at_ms = options.get("queue", keys.DEFAULT_QUEUE), options.get("run_at_ms")
+    callback_url, traceparent = options.get("callback_url"), options.get("traceparent")
+    job_id = options.get("job_id") or uuid4().hex
     now_ms = timestamp_ms()
     payload = serialize_job(function_name, (), kwargs, None, now_ms, serializer=job_serializer)
     due_ms = max(now_ms, run_at_ms or now_ms)
@@ -238,7 +230,7 @@ def prepare(
         job_key_prefix,
         owner or "",
         time.time_ns() // 1000,
-        fingerprint,
+        options.get("fingerprint", ""),
         due_ms,
     ]
     return Prepared(job_id, script_keys, [*args, *record])
