@@ -24,7 +24,7 @@ from service.auth import User
 from service.core import keys
 from service.core.exceptions import BadCursor, JobNotFound, NotOwner
 from service.core.keys import DEFAULT_QUEUE
-from service.core.record import LUA_QUEUE_KEY, Field, lua
+from service.core.record import LUA_QUEUE_KEY, Field, lua, try_error_field
 from service.core.serialization import job_deserializer
 from service.core.status import ArqState, Status, contract_status
 from service.core.views import ErrorOut, JobView, ProgressOut, TryOut
@@ -217,7 +217,7 @@ def _tries(record: dict[str, bytes]) -> tuple[TryOut, ...]:
         if kind != Field.TRY or not number.isdigit():
             continue
         started_ms, _, worker = value.decode().partition(" ")
-        error = record.get(f"{Field.TRY_ERROR}:{number}")
+        error = record.get(try_error_field(number))
         tries.append(
             TryOut(
                 attempt=int(number),

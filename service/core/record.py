@@ -38,6 +38,16 @@ class Field(StrEnum):
     TRACE_LAST_TRY = "trace_last_try"  # that of its latest try that ended in a retry (the next try links to it)
 
 
+def try_field(attempt: int | str) -> str:
+    """The record's field of try `attempt`: "<started ms> <worker id>" (the take script writes `'$try:' .. n`)."""
+    return f"{Field.TRY}:{attempt}"
+
+
+def try_error_field(attempt: int | str) -> str:
+    """The record's field with the error that ended try `attempt`, if it was retried: "<type>: <message>"."""
+    return f"{Field.TRY_ERROR}:{attempt}"
+
+
 def lua(script: str) -> str:
     """`script` with each `$field` (a `Field` value) replaced by its quoted name: `'$owner'` -> `'owner'`."""
     return Template(script).substitute({f.value: f.value for f in Field})

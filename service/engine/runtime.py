@@ -28,7 +28,7 @@ from redis.asyncio.client import Pipeline
 from service.core import events, keys, tracing
 from service.core.enqueue import RECORD_MARGIN_S
 from service.core.failures import JobAborted, PermanentFailure, TransientFailure, public_error
-from service.core.record import Field
+from service.core.record import Field, try_error_field, try_field
 from service.core.tracing import Tracing
 from service.kinds import JobContext, Kind, Kinds
 from service.kinds.declare import Backoff
@@ -67,7 +67,7 @@ async def _record_start(
         Field.STARTED_AT: now_ms,
         Field.ATTEMPT: attempt,
         Field.WORKER: worker,
-        f"{Field.TRY}:{attempt}": f"{now_ms} {worker}",
+        try_field(attempt): f"{now_ms} {worker}",
     }
 
     def commands(pipe: Pipeline) -> None:
@@ -102,7 +102,7 @@ async def _record_retry(redis: ArqRedis, job_id: str, attempt: int, error: BaseE
     record = {
         Field.ERROR_TYPE: error_info["type"],
         Field.ERROR_MESSAGE: error_info["message"],
-        f"{Field.TRY_ERROR}:{attempt}": f"{error_info['type']}: {error_info['message']}",
+        try_error_field(attempt): f"{error_info['type']}: {error_info['message']}",
     }
     if traced and (traceparent := tracing.current_traceparent()):
         record[Field.TRACE_LAST_TRY] = traceparent  # the next try's span links to this one
