@@ -126,12 +126,10 @@ class MetricsBuffer:
 
     def _write_minutes(self, pipe: Pipeline) -> None:
         """The dashboard's per-minute series, kept for THROUGHPUT_KEEP_S."""
-        for minute, count in self.finished.items():
-            pipe.incrby(keys.finished_per_minute(minute), count)
-            pipe.expire(keys.finished_per_minute(minute), THROUGHPUT_KEEP_S)
-        for minute, count in self.failed.items():
-            pipe.incrby(keys.failed_per_minute(minute), count)
-            pipe.expire(keys.failed_per_minute(minute), THROUGHPUT_KEEP_S)
+        for key_of, counts in ((keys.finished_per_minute, self.finished), (keys.failed_per_minute, self.failed)):
+            for minute, count in counts.items():
+                pipe.incrby(key_of(minute), count)
+                pipe.expire(key_of(minute), THROUGHPUT_KEEP_S)
         for (minute, bucket), count in self.minute_waits.items():
             pipe.hincrby(keys.waits_per_minute(minute), bucket, count)
             pipe.expire(keys.waits_per_minute(minute), THROUGHPUT_KEEP_S)

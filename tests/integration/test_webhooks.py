@@ -108,6 +108,16 @@ async def running_worker(worker: Callable[..., Worker], hook_settings: Settings)
     task.cancel()
 
 
+def task_calling(receiver: Receiver, path: str = "/hook", **more: object) -> dict[str, object]:
+    """A `POST /jobs` body: an instant task whose webhook goes to `path` on the receiver."""
+    return {
+        "name": "run_sleep_task",
+        "args": {"type": 0},
+        "callback_url": f"http://127.0.0.1:{receiver.port}{path}",
+        **more,
+    }
+
+
 def signed(body: bytes) -> str:
     return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
@@ -127,8 +137,7 @@ async def test_a_finished_job_posts_its_owner_s_view_signed(
     hook_client: AsyncClient, receiver: Receiver, hook_settings: Settings
 ) -> None:
     alice = auth(hook_settings, "alice")
-    url = f"http://127.0.0.1:{receiver.port}/hooks/done?source=test"
-    body = {"name": "run_sleep_task", "args": {"type": 0}, "callback_url": url}
+    body = task_calling(receiver, "/hooks/done?source=test")
     created = await hook_client.post("/jobs", json=body, headers=alice)
     assert created.status_code == 202, created.text
     job_id = created.json()["task_id"]
@@ -162,9 +171,7 @@ async def test_a_500_is_retried_with_back_off_until_a_2xx(
     hook_client: AsyncClient, receiver: Receiver, hook_settings: Settings
 ) -> None:
     receiver.answers = [Answer(500, body=b"down for maintenance"), Answer(503), Answer(200)]
-    url = f"http://127.0.0.1:{receiver.port}/hook"
-    body = {"name": "run_sleep_task", "args": {"type": 0}, "callback_url": url}
-    job_id = (await hook_client.post("/jobs", json=body)).json()["task_id"]
+    job_id = (await hook_client.post("/jobs", json=task_calling(receiver))).json()["task_id"]
     tries = [await receiver.next() for _ in range(3)]
     assert [t.headers["x-webhook-attempt"] for t in tries] == ["1", "2", "3"]
     assert {t.body for t in tries} == {tries[0].body}  # the same view, signed the same way, each time
@@ -186,7 +193,7 @@ async def _finished_hooks(client: AsyncClient) -> list[dict[str, Any]]:
 async def test_a_redirect_is_not_followed(hook_client: AsyncClient, receiver: Receiver) -> None:
     elsewhere = f"http://127.0.0.1:{receiver.port}/elsewhere"
     receiver.answers = [Answer(302, headers=[(b"location", elsewhere.encode())]), Answer(200)]
-    body = {"name": "run_sleep_task", "args": {"type": 0}, "callback_url": f"http://127.0.0.1:{receiver.port}/hook"}
+    body = task_calling(receiver)
     await hook_client.post("/jobs", json=body)
     first, second = await receiver.next(), await receiver.next()
     assert first.path == second.path == "/hook"  # tried again where it was told, never at the Location
@@ -198,7 +205,7 @@ async def test_a_receiver_that_does_not_answer_in_time_is_tried_again(
     hook_client: AsyncClient, receiver: Receiver
 ) -> None:
     receiver.answers = [Answer(200, delay_s=5), Answer(200)]  # webhook_timeout_s is 2
-    body = {"name": "run_sleep_task", "args": {"type": 0}, "callback_url": f"http://127.0.0.1:{receiver.port}/h"}
+    body = task_calling(receiver, "/h")
     await hook_client.post("/jobs", json=body)
     first, second = await receiver.next(), await receiver.next()
     assert (first.headers["x-webhook-attempt"], second.headers["x-webhook-attempt"]) == ("1", "2")
@@ -208,12 +215,7 @@ async def test_a_receiver_that_does_not_answer_in_time_is_tried_again(
 
 @pytest.mark.usefixtures("running_worker")
 async def test_a_job_revoked_before_it_ran_gets_its_webhook(hook_client: AsyncClient, receiver: Receiver) -> None:
-    body = {
-        "name": "run_sleep_task",
-        "args": {"type": 0},
-        "delay_s": 3600,
-        "callback_url": f"http://127.0.0.1:{receiver.port}/hook",
-    }
+    body = task_calling(receiver, delay_s=3600)
     job_id = (await hook_client.post("/jobs", json=body)).json()["task_id"]
     assert (await hook_client.post(f"/jobs/{job_id}/abort")).json()["status"] == "REVOKED"
     delivery = await receiver.next()
@@ -295,7 +297,7 @@ async def test_the_delivery_checks_the_allowlist_again(
     redis_server: ValkeyServer,
 ) -> None:
     """Allowed when it was queued, no longer when it is delivered: refused for good, and nothing is sent."""
-    body = {"name": "run_sleep_task", "args": {"type": 0}, "callback_url": f"http://127.0.0.1:{receiver.port}/h"}
+    body = task_calling(receiver, "/h")
     assert (await hook_client.post("/jobs", json=body)).status_code == 202
     stricter = make_settings(tmp_path, redis_server.url, webhook_allowed_hosts=[], webhook_secret=SECRET)
     await worker(settings=stricter).main()
@@ -310,12 +312,7 @@ async def test_the_delivery_checks_the_allowlist_again(
 async def test_a_job_run_again_keeps_its_callback(
     hook_client: AsyncClient, receiver: Receiver, worker: Callable[..., Worker], hook_settings: Settings
 ) -> None:
-    body = {
-        "name": "run_sleep_task",
-        "args": {"type": 0},
-        "delay_s": 3600,
-        "callback_url": f"http://127.0.0.1:{receiver.port}/hook",
-    }
+    body = task_calling(receiver, delay_s=3600)
     job_id = (await hook_client.post("/jobs", json=body)).json()["task_id"]
     await hook_client.post(f"/jobs/{job_id}/abort")
     again = (await hook_client.post(f"/jobs/{job_id}/retry")).json()["task_id"]
