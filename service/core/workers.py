@@ -34,12 +34,17 @@ def alive_since_ms(now_s: float) -> int:
     return int((now_s - WORKER_ALIVE_S) * 1000)
 
 
-async def alive_workers(redis: ArqRedis, now_s: float) -> list[WorkerInfo]:
-    ids = await redis.zrangebyscore(keys.WORKERS_ZSET, alive_since_ms(now_s), "+inf")
+async def workers_seen_since(redis: ArqRedis, since_ms: int) -> list[WorkerInfo]:
+    """The workers whose last heartbeat is at or after `since_ms`, as their heartbeats describe them."""
+    ids = await redis.zrangebyscore(keys.WORKERS_ZSET, since_ms, "+inf")
     if not ids:
         return []
     infos = await redis.mget([keys.worker_info(i.decode()) for i in ids])
     return [orjson.loads(info) for info in infos if info]
+
+
+async def alive_workers(redis: ArqRedis, now_s: float) -> list[WorkerInfo]:
+    return await workers_seen_since(redis, alive_since_ms(now_s))
 
 
 # A worker's event loop touches its file every LOCAL_BEAT_S; the check passes while one was touched within

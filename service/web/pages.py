@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 from arq.connections import ArqRedis
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
@@ -20,7 +19,7 @@ from service.core.exceptions import NotOwner
 from service.core.reads import list_jobs
 from service.core.status import Status
 from service.core.views import JobView
-from service.core.workers import WorkerInfo, alive_since_ms
+from service.core.workers import alive_since_ms, workers_seen_since
 from service.kinds import Kinds, queues_of
 from service.kinds.schedule import next_run
 from service.web.deps import AdminUser, ArqDep, CurrentUser, KindsDep
@@ -111,14 +110,9 @@ def _ms(value: int) -> datetime:
 
 async def _workers(arq: ArqRedis, now: float) -> list[WorkerOut]:
     """Workers that beat within the last RECENT_WORKERS_S: the live ones, and those whose check now fails."""
-    ids = await arq.zrangebyscore(keys.WORKERS_ZSET, int((now - RECENT_WORKERS_S) * 1000), "+inf")
-    infos = await arq.mget([keys.worker_info(i.decode()) for i in ids]) if ids else []
     alive_since = alive_since_ms(now)
     workers = []
-    for raw in infos:
-        if not raw:
-            continue
-        info: WorkerInfo = orjson.loads(raw)
+    for info in await workers_seen_since(arq, int((now - RECENT_WORKERS_S) * 1000)):
         workers.append(
             WorkerOut(
                 id=info["id"],
