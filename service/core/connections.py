@@ -3,7 +3,7 @@ Redis Sentinel names (REDIS_SENTINELS), with timeouts and retries that ride out 
 
 import logging
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import redis
 import redis.sentinel
@@ -44,14 +44,13 @@ def _sentinels(settings: Settings) -> list[tuple[str, int]]:
 
 
 def _credentials(settings: Settings) -> dict[str, Any]:
-    """What REDIS_URL says beyond host and port: user, password, database, TLS."""
-    url = urlsplit(settings.redis_url)
-    db = url.path.lstrip("/")
+    """What REDIS_URL says beyond host and port, as redis-py reads it: user, password, database, TLS."""
+    options = parse_url(settings.redis_url)
     return {
-        "username": unquote(url.username) if url.username else None,
-        "password": unquote(url.password) if url.password else None,
-        "db": int(db) if db.isdigit() else 0,
-        "ssl": url.scheme == "rediss",
+        "username": options.get("username"),
+        "password": options.get("password"),
+        "db": options.get("db", 0),
+        "ssl": options.get("connection_class") is SSLConnection,
     }
 
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
 
+    from service.settings import Settings
+
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "tracing needs the otel extra: pip install 'fastapi-arq-jobs[otel]' (make install does)"
@@ -50,6 +52,11 @@ class Tracing:
         except ImportError as e:
             raise RuntimeError(INSTALL_HINT) from e
         return cls.with_exporter(OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces"), service_name)
+
+    @classmethod
+    def from_settings(cls, settings: "Settings", role: str) -> "Tracing | None":
+        """`start` with OTEL_EXPORTER_OTLP_ENDPOINT, named OTEL_SERVICE_NAME or `fastapi-arq-jobs-<role>`."""
+        return cls.start(settings.otel_exporter_otlp_endpoint, settings.otel_service_name or f"fastapi-arq-jobs-{role}")
 
     @classmethod
     def with_exporter(cls, exporter: "SpanExporter", service_name: str, *, batch: bool = True) -> "Tracing":

@@ -117,9 +117,7 @@ class ServiceWorker(Worker):
         self.settings = service_settings
         self.worker_id = worker_id or heartbeat.new_worker_id()
         # OTEL_EXPORTER_OTLP_ENDPOINT unset: None, and no job makes a span (`runtime`).
-        self.tracing = tracing or Tracing.start(
-            self.settings.otel_exporter_otlp_endpoint, self.settings.otel_service_name or "fastapi-arq-jobs-worker"
-        )
+        self.tracing = tracing or Tracing.from_settings(self.settings, "worker")
         self.max_wait_s = to_seconds(poll_delay)
         self.queues = list(queues)
         self.queue_keys = [keys.queue_key(queue) for queue in queues]

@@ -40,9 +40,7 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
     to OTEL_EXPORTER_OTLP_ENDPOINT if that is set."""
     settings = settings or get_settings()
     kinds = load_kinds(settings.job_kinds)
-    tracing = tracing or Tracing.start(
-        settings.otel_exporter_otlp_endpoint, settings.otel_service_name or "fastapi-arq-jobs-web"
-    )
+    tracing = tracing or Tracing.from_settings(settings, "web")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:

@@ -117,9 +117,7 @@ def _service(request: Request) -> _Service:
         return _Service(state.arq, state.settings, state.metrics, flush=False, tracing=state.tracing)
     if _shared is None:
         settings = get_settings()
-        tracing = Tracing.start(
-            settings.otel_exporter_otlp_endpoint, settings.otel_service_name or "fastapi-arq-jobs-web"
-        )
+        tracing = Tracing.from_settings(settings, "web")
         _shared = _Service(web_redis(settings), settings, MetricsBuffer(), flush=True, tracing=tracing)
     return _shared
 
