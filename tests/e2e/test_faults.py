@@ -7,6 +7,7 @@ import pickle
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -64,12 +65,21 @@ def test_kill_9_mid_job(
     running = wait_status(url, job_id, "STARTED", attempt=1)
     victim = next(w for w in workers if w.process.pid == worker_pid(running))
     victim.stop(signal.SIGKILL)
-    killed = time.monotonic()
+    killed = time.time()
     if not second_worker:
         start_worker()  # as an orchestrator restarts it
-    wait_status(url, job_id, "STARTED", bound_s=RERUN_BOUND_S + 5, attempt=2)
+
+    def second_try() -> dict[str, object] | None:
+        current = view(url, job_id)
+        return current if current["attempt"] == 2 and current["started_at"] else None
+
+    # When the second try started is read from the job itself: a poller slowed by a loaded machine may see it only
+    # after its 5 s run, and the bound is on the worker, not on the poller.
+    rerun = wait_until(second_try, f"job {job_id}'s second try", RERUN_BOUND_S + 15)
+    rerun_after_s = datetime.fromisoformat(rerun["started_at"]).timestamp() - killed  # type: ignore[index, arg-type]
+    assert rerun_after_s < RERUN_BOUND_S + 5
     report(
-        f"kill -9 ({'second worker' if second_worker else 'restarted worker'}): running again {time.monotonic() - killed:.1f} s after the kill"
+        f"kill -9 ({'second worker' if second_worker else 'restarted worker'}): running again {rerun_after_s:.1f} s after the kill"
     )
     wait_status(url, job_id, "SUCCESS")
     assert len(log_lines(env)) == 1  # once, although it started twice
