@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Literal, Required, TypedDict, Unpack
 from uuid import uuid4
 
@@ -16,6 +17,7 @@ from arq.constants import (
 )
 from arq.jobs import serialize_job, serialize_result
 from arq.utils import timestamp_ms
+from redis.commands.core import AsyncScript
 
 from service.core import keys
 from service.core.exceptions import IdempotencyKeyReused, NotReplicated, QuotaExceeded
@@ -29,56 +31,64 @@ JOB_EXPIRES_MS = expires_extra_ms
 RECORD_MARGIN_S = 600
 IDEMPOTENCY_TTL_S = 24 * 3600
 
-# One round trip, atomic, so that concurrent requests can neither both pass the quota nor both create a job for
-# one idempotency key. Returns {1, id} when queued, {0, first id} for an idempotent repeat, {2, ''} over quota,
-# {3, ''} for an idempotency key first used by a different request.
-# KEYS: job, queue, record, all-jobs index, user index, user's active set, idempotency key, kind index, queue
-#       index, id index.
-# ARGV: id, payload, now ms, job ttl ms, record ttl ms, idempotency ttl s, wake-up channel, use idempotency (0/1),
-#       quota (0 = none), job key prefix, owner (or ''), index score (now in µs: jobs queued within the same
-#       millisecond still list in order), the request's fingerprint, the queue score (when it is due, ms), then the
-#       record's field/value pairs.
+# One round trip, atomic, for one job or a batch: concurrent requests can neither both pass the quota nor both
+# create jobs for one idempotency key, and a batch is queued whole or not at all. Returns {1, ids} when queued,
+# {0, first call's ids} for an idempotent repeat, {2, ''} over quota, {3, ''} for an idempotency key first used by a
+# different request; ids are comma-separated, in the batch's order.
+# KEYS: user index, user's active set, idempotency key, all-jobs index, id index; then five per job: job, queue,
+#       record, kind index, queue index.
+# ARGV: now ms, idempotency ttl s, wake-up channel, use idempotency (0/1), quota (0 = none), job key prefix, owner
+#       (or ''), the request's fingerprint, number of jobs; then per job: id, payload, job ttl ms, record ttl ms,
+#       index score (µs: jobs queued within the same millisecond still list in order), queue score (when it is due,
+#       ms), number of record fields, then the record's field/value pairs.
 ENQUEUE_SCRIPT = """
-local id, now, job_ttl, record_ttl = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-if ARGV[8] == '1' then
-  -- The key's value is '<fingerprint>:<id>': a repeat must be the same request, not merely the same key.
-  local first = redis.call('GET', KEYS[7])
+local now, n, owner, quota = tonumber(ARGV[1]), tonumber(ARGV[9]), ARGV[7], tonumber(ARGV[5])
+if ARGV[4] == '1' then
+  -- The key's value is '<fingerprint>:<ids>': a repeat must be the same request, not merely the same key.
+  local first = redis.call('GET', KEYS[3])
   if first then
-    local fingerprint, first_id = string.match(first, '^([^:]*):(.*)$')
-    if fingerprint == ARGV[13] then return {0, first_id} end
+    local fingerprint, first_ids = string.match(first, '^([^:]*):(.*)$')
+    if fingerprint == ARGV[8] then return {0, first_ids} end
     return {3, ''}
   end
 end
-local quota = tonumber(ARGV[9])
-if quota > 0 then
-  if redis.call('ZCARD', KEYS[6]) >= quota then
-    -- arq deletes a job's key when it ends: members without one are no longer active.
-    for _, member in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
-      if redis.call('EXISTS', ARGV[10] .. member) == 0 then redis.call('ZREM', KEYS[6], member) end
-    end
-    if redis.call('ZCARD', KEYS[6]) >= quota then return {2, ''} end
+if quota > 0 and redis.call('ZCARD', KEYS[2]) + n > quota then
+  -- arq deletes a job's key when it ends: members without one are no longer active.
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if redis.call('EXISTS', ARGV[6] .. member) == 0 then redis.call('ZREM', KEYS[2], member) end
   end
-  redis.call('ZADD', KEYS[6], now, id)
-  redis.call('PEXPIRE', KEYS[6], job_ttl)
+  if redis.call('ZCARD', KEYS[2]) + n > quota then return {2, ''} end
 end
-if ARGV[8] == '1' then redis.call('SET', KEYS[7], ARGV[13] .. ':' .. id, 'EX', ARGV[6]) end
-redis.call('PSETEX', KEYS[1], job_ttl, ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[14], id)
-redis.call('HSET', KEYS[3], unpack(ARGV, 15))
-redis.call('PEXPIRE', KEYS[3], record_ttl)
--- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs, kind,
--- queue and id indexes (every anonymous enqueue would pay for it) by the worker's cron job.
-redis.call('ZADD', KEYS[4], ARGV[12], id)
-redis.call('ZADD', KEYS[8], ARGV[12], id)
-redis.call('ZADD', KEYS[9], ARGV[12], id)
-redis.call('ZADD', KEYS[10], 0, id)
-if ARGV[11] ~= '' then
-  redis.call('ZADD', KEYS[5], ARGV[12], id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', string.format('%d', tonumber(ARGV[12]) - record_ttl * 1000))
-  redis.call('PEXPIRE', KEYS[5], record_ttl)
+local ids, a, longest_job, longest_record = {}, 10, 0, 0
+for i = 1, n do
+  local k, id, job_ttl, record_ttl = 5 * i, ARGV[a], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local score, fields = ARGV[a + 4], tonumber(ARGV[a + 6])
+  ids[i] = id
+  redis.call('PSETEX', KEYS[k + 1], job_ttl, ARGV[a + 1])
+  redis.call('ZADD', KEYS[k + 2], ARGV[a + 5], id)
+  redis.call('HSET', KEYS[k + 3], unpack(ARGV, a + 7, a + 6 + 2 * fields))
+  redis.call('PEXPIRE', KEYS[k + 3], record_ttl)
+  -- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs, kind,
+  -- queue and id indexes (every anonymous enqueue would pay for it) by the worker's cron job.
+  redis.call('ZADD', KEYS[4], score, id)
+  redis.call('ZADD', KEYS[k + 4], score, id)
+  redis.call('ZADD', KEYS[k + 5], score, id)
+  redis.call('ZADD', KEYS[5], 0, id)
+  if quota > 0 then redis.call('ZADD', KEYS[2], now, id) end
+  if owner ~= '' then redis.call('ZADD', KEYS[1], score, id) end
+  if job_ttl > longest_job then longest_job = job_ttl end
+  if record_ttl > longest_record then longest_record = record_ttl end
+  a = a + 7 + 2 * fields
 end
-redis.call('PUBLISH', ARGV[7], '')
-return {1, id}
+if quota > 0 then redis.call('PEXPIRE', KEYS[2], longest_job) end
+if owner ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now * 1000 - longest_record * 1000))
+  redis.call('PEXPIRE', KEYS[1], longest_record)
+end
+local joined = table.concat(ids, ',')
+if ARGV[4] == '1' then redis.call('SET', KEYS[3], ARGV[8] .. ':' .. joined, 'EX', ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], '')
+return {1, joined}
 """
 
 # Abort one job atomically. A queued or deferred job is taken off the queue and given its REVOKED result here, so
@@ -112,23 +122,55 @@ return 'revoked'
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:
-    job_id: str
-    created: bool  # False when an Idempotency-Key repeat returned the first call's job
+    job_ids: tuple[str, ...]  # in the order they were given
+    created: bool  # False when an Idempotency-Key repeat returned the first call's jobs
+
+    @property
+    def job_id(self) -> str:
+        """The id of the one job `enqueue` queued."""
+        return self.job_ids[0]
 
 
-class JobOptions(TypedDict, total=False):
-    """How a job is queued, besides its function and arguments (`enqueue` and `prepare` take them alike)."""
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job to queue: its function (a kind's name), its arguments, and where and when it runs."""
+
+    function_name: str
+    kwargs: dict[str, Any]
+    queue: str = keys.DEFAULT_QUEUE
+    run_at_ms: int | None = None
+    job_id: str | None = None
+    callback_url: str | None = None
+    traceparent: str | None = None
+
+
+class CallOptions(TypedDict, total=False):
+    """What applies to every job of one enqueue call: the caller, its quota and its Idempotency-Key."""
 
     record_ttl_s: Required[int]
     owner: str | None
     idempotency_key: str | None
     fingerprint: str
     max_active: int  # 0: no quota
+
+
+class JobOptions(CallOptions, total=False):
+    """How one job is queued, besides its function and arguments (`enqueue` and `prepare` take them alike)."""
+
     queue: str
     run_at_ms: int | None
     job_id: str | None
     callback_url: str | None
     traceparent: str | None
+
+
+_PER_JOB = ("queue", "run_at_ms", "job_id", "callback_url", "traceparent")
+
+
+def _split(function_name: str, kwargs: dict[str, Any], options: JobOptions) -> tuple[NewJob, CallOptions]:
+    job = NewJob(function_name, kwargs, **{k: v for k, v in options.items() if k in _PER_JOB})  # type: ignore[arg-type]
+    call: CallOptions = {k: v for k, v in options.items() if k not in _PER_JOB}  # type: ignore[assignment]
+    return job, call
 
 
 async def enqueue(
@@ -140,21 +182,30 @@ async def enqueue(
     wait_ms: int = 0,
     **options: Unpack[JobOptions],
 ) -> Enqueued:
-    """Queue `function_name(**kwargs)` on `queue` for arq's workers, due at once or at `run_at_ms`; raise
-    `QuotaExceeded` if `owner` has `max_active` jobs (scheduled ones count).
+    """Queue `function_name(**kwargs)` on `queue` for arq's workers, due at once or at `run_at_ms`: see
+    `enqueue_many`, for one job."""
+    job, call = _split(function_name, kwargs, options)
+    return await enqueue_many(redis, [job], replicas=replicas, wait_ms=wait_ms, **call)
+
+
+async def enqueue_many(
+    redis: ArqRedis, jobs: Sequence[NewJob], *, replicas: int = 0, wait_ms: int = 0, **options: Unpack[CallOptions]
+) -> Enqueued:
+    """Queue every job of `jobs` in one atomic script call, all or none; raise `QuotaExceeded` if `owner` would
+    pass `max_active` jobs (scheduled ones count).
 
     A scheduled job and its record live until JOB_EXPIRES_MS after its time, not after its enqueue.
 
     Unlike `ArqRedis.enqueue_job`, this needs no WATCH round trip (ids are random, so they never collide), and
-    writes the job record, the listing indexes, the quota entry, the idempotency key (scoped to `owner`) and the
-    wake-up for idle workers with the job itself.
+    writes the job records, the listing indexes, the quota entries, the idempotency key (scoped to `owner`, one for
+    the whole call) and the wake-up for idle workers with the jobs themselves.
 
-    With `replicas`, the same round trip waits (WAIT) until that many replicas have the job, for at most `wait_ms`,
-    and raises `NotReplicated` if fewer did: a failover then could lose the job, so the caller must not be told it
-    is queued (a retry with the same Idempotency-Key finds it, and waits again).
+    With `replicas`, the same round trip waits (WAIT) until that many replicas have the jobs, for at most `wait_ms`,
+    and raises `NotReplicated` if fewer did: a failover then could lose them, so the caller must not be told they
+    are queued (a retry with the same Idempotency-Key finds them, and waits again).
     """
-    prepared = prepare(function_name, kwargs, **options)
-    script = redis.register_script(ENQUEUE_SCRIPT)  # EVALSHA, falling back to EVAL once per server
+    prepared = prepare_many(jobs, **options)
+    script = _script(redis)
     if replicas:
         async with redis.pipeline(transaction=False) as pipe:
             await script(keys=prepared.keys, args=prepared.args, client=pipe)
@@ -171,69 +222,95 @@ async def enqueue(
             "this Idempotency-Key was first used for a different request (method, path, query or body); "
             "use a new key for a new request"
         )
-    return Enqueued(job_id=found.decode(), created=outcome == 1)
+    return Enqueued(job_ids=tuple(found.decode().split(",")), created=outcome == 1)
+
+
+def _script(redis: ArqRedis) -> AsyncScript:
+    """ENQUEUE_SCRIPT on `redis`: EVALSHA, falling back to EVAL once per server (redis-py's `Script`)."""
+    return redis.register_script(ENQUEUE_SCRIPT)
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """ENQUEUE_SCRIPT's keys and arguments for one job: what `enqueue` runs, or a transaction runs with its own
-    commands (a worker queueing a webhook in the transaction that finishes the job)."""
+    """ENQUEUE_SCRIPT's keys and arguments for some jobs: what `enqueue_many` runs, or a transaction runs with its
+    own commands (a worker queueing a webhook in the transaction that finishes the job)."""
 
-    job_id: str
+    job_ids: tuple[str, ...]
     keys: list[str]
     args: list[str | int | bytes]
 
+    @property
+    def job_id(self) -> str:
+        return self.job_ids[0]
+
 
 def prepare(function_name: str, kwargs: dict[str, Any], **options: Unpack[JobOptions]) -> Prepared:
-    """The job's definition in arq's wire format, its record, and ENQUEUE_SCRIPT's keys and arguments."""
+    """ENQUEUE_SCRIPT's keys and arguments for one job."""
+    job, call = _split(function_name, kwargs, options)
+    return prepare_many([job], **call)
+
+
+def prepare_many(jobs: Sequence[NewJob], **options: Unpack[CallOptions]) -> Prepared:
+    """The jobs' definitions in arq's wire format, their records, and ENQUEUE_SCRIPT's keys and arguments."""
+    if not jobs:
+        raise ValueError("no job to enqueue")
     record_ttl_s, owner = options["record_ttl_s"], options.get("owner")
     idempotency_key, max_active = options.get("idempotency_key"), options.get("max_active", 0)
-    queue, run_at_ms = options.get("queue", keys.DEFAULT_QUEUE), options.get("run_at_ms")
-    callback_url, traceparent = options.get("callback_url"), options.get("traceparent")
-    job_id = options.get("job_id") or uuid4().hex
     now_ms = timestamp_ms()
-    payload = serialize_job(function_name, (), kwargs, None, now_ms, serializer=job_serializer)
-    due_ms = max(now_ms, run_at_ms or now_ms)
-    job_ttl_ms = JOB_EXPIRES_MS + (due_ms - now_ms)
-    record: list[str | int | bytes] = [Field.NAME, function_name, Field.ENQUEUED_AT, now_ms, Field.QUEUE, queue]
-    if owner is not None:
-        record += [Field.OWNER, owner]
-    if run_at_ms is not None:
-        record += [Field.SCHEDULED_FOR, run_at_ms]
-    if callback_url is not None:
-        record += [Field.CALLBACK_URL, callback_url]
-    if traceparent is not None:
-        record += [Field.TRACEPARENT, traceparent]
+    now_us = time.time_ns() // 1000
     scope = owner or "~"
     script_keys = [
-        job_key_prefix + job_id,
-        keys.queue_key(queue),
-        keys.job_record(job_id),
-        keys.ALL_JOBS_INDEX,
         keys.user_jobs_index(scope),
         keys.active_jobs(scope),
         keys.idempotency(owner, idempotency_key or ""),
-        keys.kind_index(function_name),
-        keys.queue_index(queue),
+        keys.ALL_JOBS_INDEX,
         keys.IDS_INDEX,
     ]
     args: list[str | int | bytes] = [
-        job_id,
-        payload,
         now_ms,
-        job_ttl_ms,
-        job_ttl_ms + (RECORD_MARGIN_S + record_ttl_s) * 1000,
         IDEMPOTENCY_TTL_S,
         keys.WAKEUP_CHANNEL,
         int(idempotency_key is not None),
         max_active if owner is not None else 0,
         job_key_prefix,
         owner or "",
-        time.time_ns() // 1000,
         options.get("fingerprint", ""),
-        due_ms,
+        len(jobs),
     ]
-    return Prepared(job_id, script_keys, [*args, *record])
+    job_ids = []
+    for n, job in enumerate(jobs):
+        job_id = job.job_id or uuid4().hex
+        job_ids.append(job_id)
+        payload = serialize_job(job.function_name, (), job.kwargs, None, now_ms, serializer=job_serializer)
+        due_ms = max(now_ms, job.run_at_ms or now_ms)
+        job_ttl_ms = JOB_EXPIRES_MS + (due_ms - now_ms)
+        record: list[str | int | bytes] = [
+            Field.NAME,
+            job.function_name,
+            Field.ENQUEUED_AT,
+            now_ms,
+            Field.QUEUE,
+            job.queue,
+        ]
+        if owner is not None:
+            record += [Field.OWNER, owner]
+        if job.run_at_ms is not None:
+            record += [Field.SCHEDULED_FOR, job.run_at_ms]
+        if job.callback_url is not None:
+            record += [Field.CALLBACK_URL, job.callback_url]
+        if job.traceparent is not None:
+            record += [Field.TRACEPARENT, job.traceparent]
+        script_keys += [
+            job_key_prefix + job_id,
+            keys.queue_key(job.queue),
+            keys.job_record(job_id),
+            keys.kind_index(job.function_name),
+            keys.queue_index(job.queue),
+        ]
+        record_ttl_ms = job_ttl_ms + (RECORD_MARGIN_S + record_ttl_s) * 1000
+        # The n-th job of a batch one µs after the one before it: the lists show them in the batch's order.
+        args += [job_id, payload, job_ttl_ms, record_ttl_ms, now_us + n, due_ms, len(record) // 2, *record]
+    return Prepared(tuple(job_ids), script_keys, args)
 
 
 async def abort(
