@@ -1,8 +1,8 @@
 """Enqueueing and aborting: arq's own wire format plus this service's bookkeeping, each in one atomic script."""
 
 import time
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Required, TypedDict, Unpack
 from uuid import uuid4
 
