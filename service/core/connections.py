@@ -147,6 +147,28 @@ def web_redis(settings: Settings) -> ArqRedis:
     return ArqRedis(pool, job_serializer=job_serializer, job_deserializer=job_deserializer)
 
 
+# A producer process (`service.client`, the command line) waits longer than a request would, and tries again a few
+# times: an enqueue is safe to repeat (its job ids are chosen before it is sent), and a batch of thousands of jobs is
+# one script call that a loaded server may take a while to answer.
+CLIENT_SOCKET_TIMEOUT = 10.0
+CLIENT_RETRIES = 3
+
+
+def client_redis(settings: Settings) -> ArqRedis:
+    """A lazily connecting client for the Python client and the command line: Redis unreachable for a few seconds
+    is a `ConnectionError` (or `TimeoutError`) at the command that needed it."""
+    pool = _pool(
+        settings,
+        retry_handshake=True,
+        socket_connect_timeout=2,
+        socket_timeout=CLIENT_SOCKET_TIMEOUT,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), CLIENT_RETRIES),
+        retry_on_error=RETRYABLE_ERRORS,
+        socket_keepalive=True,
+    )
+    return ArqRedis(pool, job_serializer=job_serializer, job_deserializer=job_deserializer)
+
+
 async def close_redis(client: ArqRedis) -> None:
     """Close the client and its pool; through Sentinel, also the clients to the Sentinels themselves (closing the
     pool alone leaves those open)."""

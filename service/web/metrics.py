@@ -110,7 +110,3 @@ async def render_metrics(redis: ArqRedis, kinds: Kinds) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families))
     return generate_latest(registry)
-
-
-async def count_abort(redis: ArqRedis, job_name: str) -> None:
-    await redis.hincrby(keys.METRICS_OUTCOMES, f"{job_name}|aborted", 1)  # type: ignore[misc]  # async client

@@ -3,43 +3,36 @@
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from arq.connections import ArqRedis
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.sse import EventSourceResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from service.core import keys
-from service.core.enqueue import abort
+from service.core.control import Submit, abort_job, retry_all, run_again
 from service.core.events import job_events
-from service.core.exceptions import JobNotFound, JobStateConflict, NotAuthenticated, NotOwner
+from service.core.exceptions import JobStateConflict, NotAuthenticated, NotOwner
 from service.core.reads import (
     JobFilter,
-    Snapshot,
     check_visible,
     find_by_prefix,
     forget_job,
-    iterate_snapshots,
     list_jobs,
     read_snapshot,
     read_visible_job,
 )
-from service.core.record import Field as RecordField
 from service.core.status import TERMINAL_STATUSES, Status
 from service.core.views import JobView
-from service.core.webhooks import queue_webhook
 from service.kinds import Kinds
 from service.kinds.reports import generate_report, report_path
 from service.web.api.common import SubmitDep, Submitter
 from service.web.deps import ArqDep, CallerDep, CurrentUser, JobId, KindsDep, OptionalUser, SettingsDep
-from service.web.metrics import count_abort
 from service.web.schemas import ErrorDetailOut, JobListOut, JobStatusOut, TaskCreatedOut
 
 router = APIRouter(
     prefix="/jobs", tags=["jobs"], responses={403: {"model": ErrorDetailOut}, 404: {"model": ErrorDetailOut}}
 )
-RETRYABLE = frozenset({Status.FAILURE, Status.REVOKED})
 
 
 async def visible_job(job_id: JobId, caller: CallerDep) -> JobView:
@@ -140,28 +133,22 @@ async def stream_job_events(job: VisibleJob, arq: ArqDep) -> AsyncIterator[JobVi
 
 
 @router.post("/{job_id}/abort", status_code=status.HTTP_202_ACCEPTED, responses={409: {"model": ErrorDetailOut}})
-async def abort_job(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: SettingsDep) -> JobStatusOut:
+async def abort_job_route(job_id: JobId, arq: ArqDep, user: OptionalUser, settings: SettingsDep) -> JobStatusOut:
     """Abort a job: a queued one never runs (REVOKED at once); a running one is cancelled within about a second.
     409 if it has already finished."""
     snapshot = await read_snapshot(arq, job_id)
     check_visible(snapshot.view, user)
-    if snapshot.view.status in TERMINAL_STATUSES:
-        raise JobStateConflict(f"the job has already finished ({snapshot.view.status})")
-    view = snapshot.view
-    outcome = await abort(
-        arq, job_id, snapshot.function, snapshot.kwargs, snapshot.enqueued_ms, settings.result_ttl, queue=view.queue
-    )
-    if outcome == "terminal":
-        raise JobStateConflict("the job finished before it could be aborted")
-    if outcome == "missing":
-        raise JobNotFound(f"no job with id {job_id!r}")
-    await count_abort(arq, snapshot.function)
-    if outcome == "revoked" and snapshot.callback_url is not None:  # a worker queues the others as it ends them
-        async with arq.pipeline(transaction=True) as tr:
-            queue_webhook(tr, job_id, snapshot.callback_url, view.owner, settings.result_ttl)
-            await tr.execute()
     # Revoked here and now, or still running until its worker cancels it (within about a second).
-    return JobStatusOut(id=job_id, status=Status.REVOKED if outcome == "revoked" else Status.STARTED)
+    return JobStatusOut(id=job_id, status=await abort_job(arq, snapshot, settings.result_ttl))
+
+
+def _submit_kind(submit: Submitter, kinds: Kinds) -> Submit:
+    """`control`'s way to queue a job again, through this request's submitter (its quota, key and trace)."""
+
+    async def queue(name: str, kwargs: dict[str, Any], *, owner: str | None, callback_url: str | None) -> str:
+        return await submit(kinds[name], kwargs, owner=owner, callback_url=callback_url)
+
+    return queue
 
 
 @router.post("/{job_id}/retry", status_code=status.HTTP_201_CREATED, responses={409: {"model": ErrorDetailOut}})
@@ -171,19 +158,7 @@ async def retry_job(
     """Run a FAILURE or REVOKED job again, as a new job with the same arguments and owner."""
     snapshot = await read_snapshot(arq, job_id)
     check_visible(snapshot.view, user)
-    if snapshot.view.status not in RETRYABLE:
-        raise JobStateConflict(f"only FAILURE or REVOKED jobs can be retried, not {snapshot.view.status}")
-    return TaskCreatedOut(task_id=await _run_again(arq, snapshot, submit, kinds))
-
-
-async def _run_again(arq: ArqRedis, snapshot: Snapshot, submit: Submitter, kinds: Kinds) -> str:
-    """A new job of the same kind, arguments and owner; the old one remembers it (`retried_as`)."""
-    kind = kinds.get(snapshot.function)
-    if kind is None:
-        raise JobStateConflict("this job's kind is unknown; it cannot run again")
-    new_id = await submit(kind, snapshot.kwargs, owner=snapshot.view.owner, callback_url=snapshot.callback_url)
-    await arq.hset(keys.job_record(snapshot.view.id), RecordField.RETRIED_AS, new_id)  # type: ignore[misc]  # async client
-    return new_id
+    return TaskCreatedOut(task_id=await run_again(arq, snapshot, kinds.__contains__, _submit_kind(submit, kinds)))
 
 
 class BulkRetryIn(BaseModel):
@@ -208,15 +183,7 @@ async def retry_jobs(
     already: each as `POST /jobs/{id}/retry` would (admins)."""
     if not user.admin:
         raise NotOwner("bulk retry is for admins")
-    index = keys.FAILED_INDEX if body.status is Status.FAILURE else keys.ALL_JOBS_INDEX
-    retried = 0
-    async for snapshot in iterate_snapshots(arq, index):
-        view = snapshot.view
-        if view.status is not body.status or snapshot.retried_as or (body.name and view.name != body.name):
-            continue
-        if snapshot.function in kinds:
-            await _run_again(arq, snapshot, submit, kinds)
-            retried += 1
+    retried = await retry_all(arq, body.status, kinds.__contains__, _submit_kind(submit, kinds), body.name)
     return BulkRetryOut(retried=retried)
 
 
