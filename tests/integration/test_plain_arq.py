@@ -18,7 +18,7 @@ from httpx import AsyncClient
 
 from service.core import keys
 from service.core.connections import web_redis
-from service.core.serialization import job_deserializer, job_serializer
+from service.client import job_deserializer, job_serializer
 from service.engine import compat, functions
 from service.engine.claims import CLAIM_TTL_S
 from service.kinds import load_kinds
