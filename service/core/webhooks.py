@@ -35,7 +35,12 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class CallbackRefused(ValueError):
-    """A callback URL this service will not call (not allowed, not resolvable to an allowed address, malformed)."""
+    """A callback URL this service will not call (not allowed, not resolvable to an allowed address, malformed).
+    `loc` is where the request had it (the web app's 422 names it)."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ("callback_url",)) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,8 @@ async def _on_idempotency_key_reused(_: Request, exc: Exception) -> JSONResponse
 
 
 async def _on_callback_refused(_: Request, exc: Exception) -> JSONResponse:
-    detail = [{"type": "callback_refused", "loc": ["body", "callback_url"], "msg": str(exc)}]
+    assert isinstance(exc, CallbackRefused)
+    detail = [{"type": "callback_refused", "loc": ["body", *exc.loc], "msg": str(exc)}]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 

@@ -3,7 +3,8 @@ answer an idempotent repeat with 200."""
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from fastapi import Depends, Request, Response, status
 from pydantic import BaseModel
 
 from service.core.counters import MetricsBuffer
-from service.core.enqueue import enqueue
+from service.core.enqueue import NewJob, enqueue_many
 from service.core.tracing import Tracing
 from service.kinds import Kind
 from service.settings import Settings
@@ -62,37 +63,71 @@ class Submitter:
     ) -> str:
         """Queue a job of `kind` on its queue for `owner`, due at once or at `run_at`; returns its id (the first
         call's, for an Idempotency-Key repeat)."""
-        kwargs = args.model_dump(mode="json") if isinstance(args, BaseModel) else args
+        job = Submission(kind, args, run_at, callback_url)
+        (queued,) = await self.many([job], owner=owner, job_ids=[job_id] if job_id else None, key=idempotency_key)
+        return queued
+
+    async def many(
+        self,
+        jobs: Sequence["Submission"],
+        *,
+        owner: str | None,
+        job_ids: Sequence[str] | None = None,
+        key: str | None = None,
+    ) -> list[str]:
+        """Queue `jobs` for `owner` in one atomic step, all or none (the quota counts them all, the Idempotency-Key
+        covers them all); their ids in order (the first call's, for a repeat)."""
+        new = [
+            NewJob(
+                job.kind.name,
+                job.args.model_dump(mode="json") if isinstance(job.args, BaseModel) else job.args,
+                queue=job.kind.queue,
+                run_at_ms=None if job.run_at is None else int(job.run_at.timestamp() * 1000),
+                job_id=job_ids[n] if job_ids else None,
+                callback_url=job.callback_url,
+            )
+            for n, job in enumerate(jobs)
+        ]
         queue = partial(
-            enqueue,
+            enqueue_many,
             self.arq,
-            kind.name,
-            kwargs,
             owner=owner,
             record_ttl_s=self.settings.result_ttl,
             max_active=self.settings.max_active_jobs_per_user,
-            idempotency_key=idempotency_key or self.idempotency_key,
+            idempotency_key=key or self.idempotency_key,
             fingerprint=self.fingerprint,
-            job_id=job_id,
-            queue=kind.queue,
-            run_at_ms=None if run_at is None else int(run_at.timestamp() * 1000),
-            callback_url=callback_url,
             replicas=self.settings.enqueue_replicas,
             wait_ms=self.settings.enqueue_wait_ms,
         )
         if self.tracing is None:
-            queued = await queue()
+            queued = await queue(new)
         else:
-            with self.tracing.enqueue_span(kind.name, kind.queue) as (span, traceparent):
-                queued = await queue(traceparent=traceparent)
-                span.set_attribute("job.id", queued.job_id)
+            # One PRODUCER span for the call: every job of a batch is a child of it.
+            name = new[0].function_name if len(new) == 1 else f"batch of {len(new)}"
+            with self.tracing.enqueue_span(name, new[0].queue) as (span, traceparent):
+                queued = await queue([replace(job, traceparent=traceparent) for job in new])
+                span.set_attribute("job.id", queued.job_ids[0] if len(new) == 1 else list(queued.job_ids))
         if queued.created:
-            self.metrics.add_enqueued(kind.name)
-            logger.info("job enqueued", extra={"job_id": queued.job_id, "job_name": kind.name})
+            for job in new:
+                self.metrics.add_enqueued(job.function_name)
+            if len(new) == 1:
+                logger.info("job enqueued", extra={"job_id": queued.job_id, "job_name": new[0].function_name})
+            else:
+                logger.info("jobs enqueued", extra={"job_ids": list(queued.job_ids), "count": len(new)})
         else:
-            # An Idempotency-Key repeat: the first call's job, and nothing new was queued.
+            # An Idempotency-Key repeat: the first call's jobs, and nothing new was queued.
             self.response.status_code = status.HTTP_200_OK
-        return queued.job_id
+        return list(queued.job_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One job for `Submitter.many`: a kind, its arguments, when it is due and where its webhook goes."""
+
+    kind: Kind[Any, Any]
+    args: BaseModel | dict[str, Any]
+    run_at: datetime | None = None
+    callback_url: str | None = None
 
 
 async def get_submitter(

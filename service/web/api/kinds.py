@@ -12,7 +12,7 @@ from service.core.webhooks import MAX_URL_LENGTH, Allowlist, CallbackRefused, ch
 from service.kinds import Kind, Kinds
 from service.kinds.schedule import next_run
 from service.settings import Settings
-from service.web.api.common import SubmitDep
+from service.web.api.common import Submission, SubmitDep
 from service.web.deps import OptionalUser, SettingsDep
 from service.web.schemas import ErrorDetailOut, TaskCreatedOut
 
@@ -54,6 +54,11 @@ def _kind_out(kind: Kind[Any, Any], now: datetime) -> KindOut:
 
 
 MAX_DELAY_S = 366 * 24 * 3600
+MAX_BATCH = 1000
+
+
+class BatchCreatedOut(BaseModel):
+    task_ids: list[str] = Field(description="the jobs' ids, in the order of the request's `jobs`")
 
 
 def _iso_text(value: object) -> object:
@@ -154,5 +159,39 @@ def kinds_router(kinds: Kinds) -> APIRouter:
         )
         response.headers["Location"] = f"/jobs/{task_id}"
         return TaskCreatedOut(task_id=task_id)
+
+    batch_request: Any = create_model(
+        "JobBatch",
+        __config__=ConfigDict(extra="forbid"),
+        jobs=(
+            Annotated[list[job_request], Field(min_length=1, max_length=MAX_BATCH)],
+            Field(description=f"1 to {MAX_BATCH} `POST /jobs` bodies"),
+        ),
+    )
+
+    @router.post(
+        "/jobs/batch",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses={200: {"model": BatchCreatedOut}, 401: {"model": ErrorDetailOut}, 422: {"model": ErrorDetailOut}},
+    )
+    async def create_jobs(
+        request: Annotated[batch_request, Body()], submit: SubmitDep, user: OptionalUser, settings: SettingsDep
+    ) -> BatchCreatedOut:
+        """Queue up to 1000 jobs of any kinds in one atomic step: every one is validated first (a 422 names the
+        index of the one that does not fit, and nothing is queued), the quota counts them all (429, nothing
+        queued), and an `Idempotency-Key` covers the whole batch."""
+        submissions = []
+        for index, job in enumerate(request.jobs):  # type: ignore[attr-defined]  # a model built at runtime
+            kind = kinds[job.name]
+            if kind.owner_required and user is None:
+                raise NotAuthenticated(f"jobs[{index}]: a bearer token is required for {kind.name} jobs")
+            if job.callback_url is not None:
+                try:
+                    await _check_callback(job.callback_url, settings)
+                except CallbackRefused as e:
+                    raise CallbackRefused(f"jobs[{index}].callback_url: {e}", ("jobs", index, "callback_url")) from None
+            submissions.append(Submission(kind, job.args, job.due(), job.callback_url))
+        task_ids = await submit.many(submissions, owner=user.id if user else None)
+        return BatchCreatedOut(task_ids=task_ids)
 
     return router
