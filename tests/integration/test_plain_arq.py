@@ -16,9 +16,9 @@ from arq.worker import Worker
 from dirty_equals import IsInt, IsPartialDict, IsStr
 from httpx import AsyncClient
 
+from service.client import job_deserializer, job_serializer
 from service.core import keys
 from service.core.connections import web_redis
-from service.client import job_deserializer, job_serializer
 from service.engine import compat, functions
 from service.engine.claims import CLAIM_TTL_S
 from service.kinds import load_kinds
