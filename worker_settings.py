@@ -5,7 +5,17 @@ import arq.worker
 
 from service.core import serialization
 from service.core.connections import worker_redis_settings
-from service.engine import MAX_JOBS, POLL_DELAY_S, ServiceWorker, cron_jobs, functions, use_uvloop
+from service.engine import (
+    HEALTH_CHECK_INTERVAL_S,
+    JOB_TIMEOUT_S,
+    MAX_JOBS,
+    MAX_TRIES,
+    POLL_DELAY_S,
+    ServiceWorker,
+    cron_jobs,
+    functions,
+    use_uvloop,
+)
 from service.kinds import load_kinds, queues_of
 from service.logs import configure_logging, quiet_arq_job_lines
 from service.settings import get_settings
@@ -32,10 +42,9 @@ class WorkerSettings:
     # An upper bound only: enqueues wake idle workers through pub/sub within a millisecond (service.engine.wakeup).
     poll_delay = POLL_DELAY_S
     max_jobs = MAX_JOBS
-    job_timeout = 300
-    max_tries = 5
+    job_timeout = JOB_TIMEOUT_S
+    max_tries = MAX_TRIES
     keep_result = _settings.result_ttl
     # arq's default, 0, cancels running jobs on SIGTERM; this lets them finish first (a deploy loses no work).
     job_completion_wait = _settings.shutdown_grace_s
-    # arq's default of 3600 s keeps `arq --check` passing for an hour after the last worker died.
-    health_check_interval = 5
+    health_check_interval = HEALTH_CHECK_INTERVAL_S  # arq's 3600 s would keep `arq --check` passing for an hour

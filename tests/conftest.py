@@ -27,6 +27,9 @@ from worker_settings import WorkerSettings
 # (seen under the full suite), and arq's CLI never closes its loop.
 asyncio.set_event_loop_policy(None)
 
+# The plugin teams use (service.testing): its fixtures (job_*, jobs, run_jobs) are tested here too.
+pytest_plugins = ["service.testing"]
+
 TEST_SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
 # Simulated delays at 1/100: a type-1 task sleeps 0.1 s, a notification 0.05 s.
 TEST_SLEEP_SCALE = 0.01
