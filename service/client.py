@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.core.connections import client_redis, close_redis
-from service.core.control import abort_job, run_again
+from service.core.control import abort_job, retry_all, run_again
 from service.core.enqueue import NewJob, enqueue_many
 from service.core.events import RESYNC_AFTER_S, JobChanges
 from service.core.exceptions import (
@@ -309,6 +309,12 @@ class Jobs:
             snapshot = await read_snapshot(self.redis, job_id)
             new_id = await run_again(self.redis, snapshot, self.kinds.__contains__, self._submit)
         return JobHandle(self, new_id)
+
+    async def retry_failed(self, kind: str | None = None, status: Status = Status.FAILURE) -> int:
+        """Run again every FAILURE (or REVOKED) job, of `kind` or any, not run again already (`POST /jobs/retry`);
+        how many."""
+        with _redis_errors():
+            return await retry_all(self.redis, status, self.kinds.__contains__, self._submit, kind)
 
     async def _submit(self, name: str, kwargs: dict[str, Any], *, owner: str | None, callback_url: str | None) -> str:
         job = NewJob(name, kwargs, queue=self.kinds[name].queue, callback_url=callback_url)

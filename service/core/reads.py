@@ -385,6 +385,19 @@ class JobFilter:
         )
 
 
+def index_for(where: JobFilter) -> str:
+    """The index that holds only what `where` asks for, as far as one index can: then no entry read is wasted."""
+    if where.status is Status.FAILURE:  # kept for FAILED_TTL in an index of their own, however many jobs ran since
+        return keys.FAILED_INDEX if where.owner is None else keys.user_failed_index(where.owner)
+    if where.owner is not None:
+        return keys.user_jobs_index(where.owner)
+    if where.name is not None:
+        return keys.kind_index(where.name)
+    if where.queue is not None:
+        return keys.queue_index(where.queue)
+    return keys.ALL_JOBS_INDEX
+
+
 async def _index_batch(
     redis: ArqRedis, index: str, after: tuple[int, str] | None, since_us: int | None = None, until_us: int | None = None
 ) -> list[tuple[str, float]]:

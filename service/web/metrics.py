@@ -1,6 +1,5 @@
 """`/metrics` in Prometheus text format, from counters in Redis: every worker and web process adds to them."""
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -11,7 +10,7 @@ from prometheus_client.registry import Collector
 
 from service.core import keys
 from service.core.counters import DURATION_BUCKETS, WAIT_BUCKETS
-from service.core.workers import alive_workers
+from service.core.queues import read_queues
 from service.kinds import Kinds, queues_of
 
 # The outcomes a worker records, under the names Flower and Celery users look for (others keep their own name).
@@ -62,26 +61,18 @@ def _per_queue(name: str, doc: str, values: dict[str, float]) -> GaugeMetricFami
 
 async def render_metrics(redis: ArqRedis, kinds: Kinds) -> bytes:
     """The metrics; every declared kind is labelled from the start, and every queue a kind names."""
-    now_ms = int(time.time() * 1000)
-    queues = queues_of(kinds)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.METRICS_ENQUEUED)
         pipe.hgetall(keys.METRICS_OUTCOMES)
         pipe.hgetall(keys.METRICS_DURATIONS)
         pipe.hgetall(keys.METRICS_WAITS)
-        for queue in queues:
-            pipe.zcount(keys.queue_key(queue), "-inf", now_ms)
-            pipe.zcount(keys.queue_key(queue), f"({now_ms}", "+inf")
-            pipe.zrangebyscore(keys.queue_key(queue), "-inf", now_ms, start=0, num=1, withscores=True)
-        enqueued, outcomes, durations, waits, *per_queue = await pipe.execute()
-    depth = dict(zip(queues, per_queue[0::3], strict=True))
-    scheduled = dict(zip(queues, per_queue[1::3], strict=True))
-    oldest = {
-        q: (now_ms - first[0][1]) / 1000 if first else 0.0 for q, first in zip(queues, per_queue[2::3], strict=True)
-    }
-    workers = await alive_workers(redis, time.time())
+        enqueued, outcomes, durations, waits = await pipe.execute()
+    queues, workers = await read_queues(redis, queues_of(kinds))
+    depth = {q.name: float(q.due) for q in queues}
+    scheduled = {q.name: float(q.scheduled) for q in queues}
+    oldest = {q.name: q.oldest_due_s for q in queues}
+    serving = {q.name: float(q.workers) for q in queues}
     names = list(kinds)
-    serving = {queue: float(sum(queue in w.get("queues", [queue]) for w in workers)) for queue in queues}
 
     by_outcome: dict[str, dict[str, float]] = {name: {} for name in [*OUTCOME_METRICS.values(), "aborted"]}
     for field, value in outcomes.items():

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.sse import EventSourceResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.core import keys
 from service.core.control import Submit, abort_job, retry_all, run_again
 from service.core.events import job_events
 from service.core.exceptions import JobStateConflict, NotAuthenticated, NotOwner
@@ -18,6 +17,7 @@ from service.core.reads import (
     check_visible,
     find_by_prefix,
     forget_job,
+    index_for,
     list_jobs,
     read_snapshot,
     read_visible_job,
@@ -41,19 +41,6 @@ async def visible_job(job_id: JobId, caller: CallerDep) -> JobView:
 
 
 VisibleJob = Annotated[JobView, Depends(visible_job)]
-
-
-def _index_for(where: JobFilter) -> str:
-    """The index that holds only what `where` asks for, as far as one index can: then no entry read is wasted."""
-    if where.status is Status.FAILURE:  # kept for FAILED_TTL in an index of their own, however many jobs ran since
-        return keys.FAILED_INDEX if where.owner is None else keys.user_failed_index(where.owner)
-    if where.owner is not None:
-        return keys.user_jobs_index(where.owner)
-    if where.name is not None:
-        return keys.kind_index(where.name)
-    if where.queue is not None:
-        return keys.queue_index(where.queue)
-    return keys.ALL_JOBS_INDEX
 
 
 def _micros(at: datetime | None) -> int | None:
@@ -88,7 +75,7 @@ async def read_jobs(
             raise NotOwner("only an admin may list another user's jobs")
         owner = user.id
     where = JobFilter(status, name, queue, owner, _micros(since), _micros(until))
-    items, next_cursor = await list_jobs(arq, _index_for(where), limit=limit, cursor=cursor, where=where)
+    items, next_cursor = await list_jobs(arq, index_for(where), limit=limit, cursor=cursor, where=where)
     return JobListOut(items=items, next=next_cursor)
 
 
