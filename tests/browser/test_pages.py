@@ -201,3 +201,24 @@ def test_a_reload_keeps_the_user_s_jobs(
     expect(rows.locator(".status.SUCCESS")).to_have_count(2)
     expect(page.locator("#jobs")).to_contain_text("Report")
     expect(page.locator("#jobs")).to_contain_text("Task (Short)")
+
+
+def test_a_hundred_tasks_at_once_in_one_row(
+    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str], page: Page, tmp_path: Path
+) -> None:
+    env["SLEEP_SCALE"] = "0.01"  # Short: 0.1 s
+    url = start_web()
+    start_worker()
+    batches: list[int] = []
+    page.on(
+        "request", lambda r: batches.append(len(r.post_data_json["jobs"])) if r.url.endswith("/jobs/batch") else None
+    )
+    page.goto(url + "/")
+    page.get_by_role("button", name="100 at once").click()
+    row = page.locator("#jobs tr")
+    expect(row).to_have_count(1)
+    expect(row.locator("[data-cell=result]")).to_have_text("100 of 100 succeeded", timeout=30_000)
+    expect(row.locator(".status")).to_have_text("SUCCESS")
+    assert batches == [100]  # one request for the hundred
+    assert page.locator("#jobs progress").evaluate("p => [p.value, p.max]") == [100, 100]
+    page.screenshot(path=tmp_path / "batch.png", full_page=True)
