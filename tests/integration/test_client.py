@@ -11,6 +11,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
 from pydantic import ValidationError
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from service.client import (
     IdempotencyKeyReused,
@@ -189,3 +190,13 @@ async def test_plain_arq_code_queues_a_job_the_client_follows(
     handle = jobs.job(job.job_id)
     assert await handle.result(timeout=10) is True
     assert (await handle.view()).owner is None
+
+
+async def test_through_sentinel_the_client_asks_the_sentinels(tmp_path: Path) -> None:
+    """REDIS_SENTINELS makes the client's pool one that asks the Sentinels for the primary (the same pool the web
+    app uses; tests/e2e/test_sentinel.py fails one over): with none answering, that is `RedisUnavailable`."""
+    sentinel = make_settings(tmp_path, "redis://:secret@ignored:1/0", redis_sentinels=[f"127.0.0.1:{free_port()}"])
+    async with Jobs(settings=sentinel) as jobs:
+        assert isinstance(jobs.redis.connection_pool, SentinelConnectionPool)
+        with pytest.raises(RedisUnavailable):
+            await jobs.enqueue("run_sleep_task", {"type": 0})

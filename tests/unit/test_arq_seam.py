@@ -53,3 +53,19 @@ async def test_a_cancellation_dropped_inside_an_iteration_still_ends_the_worker_
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=10)  # a hang guard, not a speed check
     assert task in done and task.cancelled()
+
+
+def test_an_in_process_worker_is_built_as_the_cli_builds_one() -> None:
+    """`worker_options` (what `service.testing`'s `run_jobs` builds its worker from) says what `WorkerSettings`
+    says, so a team's tests run their kinds as `arq worker_settings.WorkerSettings` would."""
+    import worker_settings
+    from service.engine import worker_options
+
+    declared = {k: v for k, v in vars(worker_settings.WorkerSettings).items() if not k.startswith("_")}
+    options = worker_options(worker_settings.WorkerSettings.settings, worker_settings._kinds)
+    assert set(declared) - set(options) == {"redis_settings"}  # an in-process worker is given its pool
+    for name, value in options.items():
+        if name in ("functions", "cron_jobs"):
+            assert [f.name for f in value] == [f.name for f in declared[name]], name
+        else:
+            assert value == declared[name], name
