@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Required, TypedDict, Unpack
 from uuid import uuid4
 
+import orjson
 from arq.connections import ArqRedis
 from arq.constants import (
     abort_jobs_ss,
@@ -35,12 +36,14 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 # create jobs for one idempotency key, and a batch is queued whole or not at all. Returns {1, ids} when queued,
 # {0, first call's ids} for an idempotent repeat, {2, ''} over quota, {3, ''} for an idempotency key first used by a
 # different request; ids are comma-separated, in the batch's order.
-# KEYS: user index, user's active set, idempotency key, all-jobs index, id index; then five per job: job, queue,
-#       record, kind index, queue index.
+# KEYS: user index, user's active set, idempotency key, all-jobs index, id index.
 # ARGV: now ms, idempotency ttl s, wake-up channel, use idempotency (0/1), quota (0 = none), job key prefix, owner
-#       (or ''), the request's fingerprint, number of jobs; then per job: id, payload, job ttl ms, record ttl ms,
-#       index score (µs: jobs queued within the same millisecond still list in order), queue score (when it is due,
-#       ms), number of record fields, then the record's field/value pairs.
+#       (or ''), the request's fingerprint, number of jobs, record key prefix; then three per job: id, payload, and a
+#       JSON array of strings (`Meta`): job ttl ms, record ttl ms, index score (µs: jobs queued within the same
+#       millisecond still list in order), queue score (when it is due, ms), queue key, kind index, queue index,
+#       then the record's field/value pairs. Few arguments per job: redis-py packs every one in Python.
+# A job's own keys are named from its id and the prefixes, and its sorted-set entries are added with one ZADD per
+# set for the whole batch: 3 commands per job, whatever the batch's size.
 ENQUEUE_SCRIPT = """
 local now, n, owner, quota = tonumber(ARGV[1]), tonumber(ARGV[9]), ARGV[7], tonumber(ARGV[5])
 if ARGV[4] == '1' then
@@ -59,26 +62,43 @@ if quota > 0 and redis.call('ZCARD', KEYS[2]) + n > quota then
   end
   if redis.call('ZCARD', KEYS[2]) + n > quota then return {2, ''} end
 end
-local ids, a, longest_job, longest_record = {}, 10, 0, 0
+local sets, order = {}, {}
+local function add(key, score, member)
+  local entries = sets[key]
+  if not entries then
+    entries = {}
+    sets[key] = entries
+    order[#order + 1] = key
+  end
+  entries[#entries + 1] = score
+  entries[#entries + 1] = member
+end
+local ids, longest_job, longest_record = {}, 0, 0
 for i = 1, n do
-  local k, id, job_ttl, record_ttl = 5 * i, ARGV[a], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local score, fields = ARGV[a + 4], tonumber(ARGV[a + 6])
+  local a = 8 + 3 * i
+  local id, meta = ARGV[a], cjson.decode(ARGV[a + 2])
+  local job_ttl, record_ttl, score = tonumber(meta[1]), tonumber(meta[2]), meta[3]
   ids[i] = id
-  redis.call('PSETEX', KEYS[k + 1], job_ttl, ARGV[a + 1])
-  redis.call('ZADD', KEYS[k + 2], ARGV[a + 5], id)
-  redis.call('HSET', KEYS[k + 3], unpack(ARGV, a + 7, a + 6 + 2 * fields))
-  redis.call('PEXPIRE', KEYS[k + 3], record_ttl)
+  redis.call('PSETEX', ARGV[6] .. id, job_ttl, ARGV[a + 1])
+  redis.call('HSET', ARGV[10] .. id, unpack(meta, 8))
+  redis.call('PEXPIRE', ARGV[10] .. id, record_ttl)
+  add(meta[5], meta[4], id)
   -- Index entries live as long as the records they point to: a user's index is trimmed here, the all-jobs, kind,
   -- queue and id indexes (every anonymous enqueue would pay for it) by the worker's cron job.
-  redis.call('ZADD', KEYS[4], score, id)
-  redis.call('ZADD', KEYS[k + 4], score, id)
-  redis.call('ZADD', KEYS[k + 5], score, id)
-  redis.call('ZADD', KEYS[5], 0, id)
-  if quota > 0 then redis.call('ZADD', KEYS[2], now, id) end
-  if owner ~= '' then redis.call('ZADD', KEYS[1], score, id) end
+  add(KEYS[4], score, id)
+  add(meta[6], score, id)
+  add(meta[7], score, id)
+  add(KEYS[5], 0, id)
+  if quota > 0 then add(KEYS[2], now, id) end
+  if owner ~= '' then add(KEYS[1], score, id) end
   if job_ttl > longest_job then longest_job = job_ttl end
   if record_ttl > longest_record then longest_record = record_ttl end
-  a = a + 7 + 2 * fields
+end
+for _, key in ipairs(order) do
+  local entries = sets[key]
+  for first = 1, #entries, 2000 do  -- within what one unpack() may return
+    redis.call('ZADD', key, unpack(entries, first, math.min(first + 1999, #entries)))
+  end
 end
 if quota > 0 then redis.call('PEXPIRE', KEYS[2], longest_job) end
 if owner ~= '' then
@@ -276,40 +296,41 @@ def prepare_many(jobs: Sequence[NewJob], **options: Unpack[CallOptions]) -> Prep
         owner or "",
         options.get("fingerprint", ""),
         len(jobs),
+        keys.JOB_RECORD_PREFIX,
     ]
     job_ids = []
+    owned = [Field.OWNER, owner] if owner is not None else []
     for n, job in enumerate(jobs):
         job_id = job.job_id or uuid4().hex
         job_ids.append(job_id)
         payload = serialize_job(job.function_name, (), job.kwargs, None, now_ms, serializer=job_serializer)
         due_ms = max(now_ms, job.run_at_ms or now_ms)
         job_ttl_ms = JOB_EXPIRES_MS + (due_ms - now_ms)
-        record: list[str | int | bytes] = [
+        record_ttl_ms = job_ttl_ms + (RECORD_MARGIN_S + record_ttl_s) * 1000
+        # Strings all: Lua turns a number of more than 14 digits (a µs score) into text with its precision cut.
+        meta = [
+            str(job_ttl_ms),
+            str(record_ttl_ms),
+            str(now_us + n),  # the n-th job of a batch one µs after the one before it: listed in the batch's order
+            str(due_ms),
+            keys.queue_key(job.queue),
+            keys.kind_index(job.function_name),
+            keys.queue_index(job.queue),
             Field.NAME,
             job.function_name,
             Field.ENQUEUED_AT,
-            now_ms,
+            str(now_ms),
             Field.QUEUE,
             job.queue,
+            *owned,
         ]
-        if owner is not None:
-            record += [Field.OWNER, owner]
         if job.run_at_ms is not None:
-            record += [Field.SCHEDULED_FOR, job.run_at_ms]
+            meta += [Field.SCHEDULED_FOR, str(job.run_at_ms)]
         if job.callback_url is not None:
-            record += [Field.CALLBACK_URL, job.callback_url]
+            meta += [Field.CALLBACK_URL, job.callback_url]
         if job.traceparent is not None:
-            record += [Field.TRACEPARENT, job.traceparent]
-        script_keys += [
-            job_key_prefix + job_id,
-            keys.queue_key(job.queue),
-            keys.job_record(job_id),
-            keys.kind_index(job.function_name),
-            keys.queue_index(job.queue),
-        ]
-        record_ttl_ms = job_ttl_ms + (RECORD_MARGIN_S + record_ttl_s) * 1000
-        # The n-th job of a batch one µs after the one before it: the lists show them in the batch's order.
-        args += [job_id, payload, job_ttl_ms, record_ttl_ms, now_us + n, due_ms, len(record) // 2, *record]
+            meta += [Field.TRACEPARENT, job.traceparent]
+        args += [job_id, payload, orjson.dumps(meta)]
     return Prepared(tuple(job_ids), script_keys, args)
 
 

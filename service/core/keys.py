@@ -18,9 +18,12 @@ ABORT_CHANNEL = PREFIX + "abort"  # pub/sub: the id of a running job to cancel, 
 WORKERS_ZSET = PREFIX + "workers"
 
 
+JOB_RECORD_PREFIX = PREFIX + "job:"
+
+
 def job_record(job_id: str) -> str:
     """Hash with what arq does not keep: owner, start time, attempt, progress."""
-    return f"{PREFIX}job:{job_id}"
+    return JOB_RECORD_PREFIX + job_id
 
 
 def worker_info(worker_id: str) -> str:

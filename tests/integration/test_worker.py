@@ -106,7 +106,8 @@ async def test_a_worker_takes_only_due_jobs_nobody_has_claimed(
     await arq_pool.psetex(in_progress_key_prefix + claimed, 60_000, b"1")  # as another worker's claim
     later = (await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)).job_id
     await arq_pool.zadd("arq:queue", {later: (time.time() + 3600) * 1000})  # deferred by an hour
-    w = worker(burst=False)  # a burst worker would wait for the queue to empty
+    # Not a burst worker: it would wait for the queue to empty. No cron jobs: one due at a 5-minute mark would queue.
+    w = worker(burst=False, cron_jobs=[])
     running = asyncio.create_task(w.main())
     free = [(await client.post("/tasks", json={"type": 0})).json()["task_id"] for _ in range(3)]
     for task_id in free:
