@@ -319,7 +319,7 @@ async def main(quick: bool) -> None:
         redis = await create_pool(
             RedisSettings.from_dsn(server.url), job_serializer=job_serializer, job_deserializer=job_deserializer
         )
-        progress = Progress(b.runs * 16 + 5)
+        progress = Progress(b.runs * 16 + 6)
         try:
             for run in range(b.runs):
                 for stack, stack_cm in (("ours", b.ours), ("peer", b.peer), ("traced", b.traced)):
@@ -332,7 +332,7 @@ async def main(quick: bool) -> None:
                     await drain_and_fifty(b, redis, stack, progress)
         finally:
             await redis.aclose()
-    from bench import commands, lateness, pickup  # each starts its own private server
+    from bench import commands, lateness, pickup, producers  # each starts its own private server
 
     pickup_figures = await pickup.main(40 if quick else 200)
     for stack, name in (("ours", "OURS"), ("arq", "ARQ_DEFAULTS"), ("arq_ours", "ARQ_OUR_SETTINGS")):
@@ -349,8 +349,10 @@ async def main(quick: bool) -> None:
     b.add("ours", "commands_per_job", per_job["ours"])
     b.add("arq", "commands_per_job", per_job["bare arq"])
     progress.step("Redis commands per job")
+    producer_figures = await producers.main(quick)
+    progress.step("producers: enqueue_many, POST /jobs/batch, result()")
     print(file=sys.stderr)
-    report = table(b)
+    report = table(b) + "\n\n" + producers.table(producer_figures)
     print(report)
     write_results(report, quick, b.runs)
 
