@@ -15,11 +15,11 @@ help:
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      benchmarks against the Celery tutorial stack and bare arq"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,otel,testing]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,otel,testing]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -51,10 +51,12 @@ def main(rows: int) -> None:
         size = downloads[0][1]
         print(f"rows {rows:,}  file {size / 1e6:.1f} MB  generated in {took:.2f} s")
         print(
-            f"worker RSS: idle {idle / 1024:.1f} MiB, sampled max while writing {max(samples, default=0) / 1024:.1f} MiB, VmHWM {peak / 1024:.1f} MiB"
+            f"worker RSS: idle {idle / 1024:.1f} MiB, sampled max while writing "
+            f"{max(samples, default=0) / 1024:.1f} MiB, VmHWM {peak / 1024:.1f} MiB"
         )
         print(
-            f"download: median {statistics.median(d[0] for d in downloads):.0f} MB/s over 3 runs (uvicorn, one process, loopback)"
+            f"download: median {statistics.median(d[0] for d in downloads):.0f} MB/s over 3 runs "
+            "(uvicorn, one process, loopback)"
         )
 
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -226,8 +227,8 @@ async def timed_drain(b: Bench, redis: ArqRedis, stack: str, n: int, task_type: 
     await redis.flushdb()
     if stack == "peer":
         last = peer_enqueue(b.peer_env, n, task_type)
-        queued = lambda: redis.llen("celery")
-        done = lambda: _peer_done(redis, last)
+        queued = partial(redis.llen, "celery")
+        done = partial(_peer_done, redis, last)
         args, python, cwd = ["-m", "celery", "-A", "tasks", "worker", "--loglevel=warning"], PEER_PY, PEER
     else:
         for _ in range(n):
@@ -235,8 +236,8 @@ async def timed_drain(b: Bench, redis: ArqRedis, stack: str, n: int, task_type: 
                 await enqueue(redis, "run_sleep_task", {"type": task_type}, record_ttl_s=600)
             else:
                 await redis.enqueue_job("sleep_probe", seconds=task_type * 10 * SCALE)
-        queued = lambda: redis.zcard("arq:queue")  # arq takes a job off its queue when the job ends
-        done = lambda: _arq_done(redis)
+        queued = partial(redis.zcard, "arq:queue")  # arq takes a job off its queue when the job ends
+        done = partial(_arq_done, redis)
         target = WORKERS[stack] if processes == 1 else f"bench.ours.OURS_SHARE_OF_{processes}"
         args, python, cwd = ["-m", "arq", target], sys.executable, ROOT
     with ExitStack() as stack_of_processes:
@@ -391,7 +392,8 @@ def write_results(report: str, quick: bool, runs: int) -> None:
         "?",
     )
     header = (
-        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC - {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC - {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}"
         f" - {'quick, 1 run' if quick else f'median of {runs} runs'}\n\n"
     )
     path = ROOT / "bench" / "RESULTS.md"

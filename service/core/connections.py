@@ -16,9 +16,9 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, TimeoutError
 
 from service.core.serialization import job_deserializer, job_serializer
+from service.settings import Settings
 
 logger = logging.getLogger(__name__)
-from service.settings import Settings
 
 # The web app answers 503 rather than hang: two tries of at most 0.8 s each stay within the contract's 2 s.
 WEB_SOCKET_TIMEOUT = 0.8

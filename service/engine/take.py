@@ -22,11 +22,11 @@ REPLIES_PER_JOB = 7
 
 # Returns first when the next job not yet due in any of these queues is due (ms; -1 if none is among the first
 # `count` of its queue, or if every free slot was filled: the worker then looks again as one of its jobs ends),
-# then seven values per
-# claimed job: id, queue score, whether the start was recorded (and the claim is short), whether an abort was asked
-# for before, the owner (or ''), the index of its queue in KEYS, its callback URL (or ''). The queues are read in order, so while a job of
-# an earlier queue is due it is taken first. Keys other than the queues are named from ARGV prefixes, not declared
-# in KEYS: the script is for one server, as arq is (no Redis Cluster).
+# then seven values per claimed job: id, queue score, whether the start was recorded (and the claim is short),
+# whether an abort was asked for before, the owner (or ''), the index of its queue in KEYS, its callback URL (or '').
+# The queues are read in order, so while a job of an earlier queue is due it is taken first. Keys other than the
+# queues are named from ARGV prefixes, not declared in KEYS: the script is for one server, as arq is (no Redis
+# Cluster).
 # KEYS: the worker's queues, in priority order. ARGV: now ms, arq's claim lifetime ms, read count per queue, free
 # slots, short claim ms, worker id, then the prefixes: in-progress, retry counter, record, events channel.
 TAKE_SCRIPT = lua(

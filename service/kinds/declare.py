@@ -55,7 +55,7 @@ class Kind(Generic[A, R]):
     max_tries: int = 5
     backoff: Backoff = field(default_factory=Backoff)
     timeout_s: float | None = None
-    schedule: str | None = None  # a cron expression (five fields), for a recurring kind
+    schedule: str | None = None  # a cron expression (five fields, or six with seconds first), for a recurring kind
     # Queued by the service itself (a webhook's delivery), never through `POST /jobs`; listed like any other job.
     internal: bool = False
     module: str = ""

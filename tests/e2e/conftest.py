@@ -1,5 +1,6 @@
 """End-to-end fixtures: the contract's own commands (`arq ...`, `uvicorn ...`) as subprocesses."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import redis
 
+from service.core import keys
 from service.dev.server import free_port
 from service.settings import Settings
 
@@ -93,11 +95,25 @@ def worker_check(env: dict[str, str]) -> bool:
     return subprocess.run(check, cwd=ROOT, env=env, capture_output=True, check=False).returncode == 0
 
 
+def worker_beats(env: dict[str, str], pid: int) -> bool:
+    """Whether the worker process `pid` has written its heartbeat: it is past its start-up and about to take jobs.
+    One Redis read, not an interpreter started per look (as `arq --check` would be)."""
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        infos = client.mget([keys.worker_info(member.decode()) for member in client.zrange(keys.WORKERS_ZSET, 0, -1)])
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+    return any(json.loads(info)["pid"] == pid for info in infos if info)
+
+
 @pytest.fixture
 def start_worker(spawn: Callable[..., Proc], env: dict[str, str]) -> Callable[[], Proc]:
     def start() -> Proc:
         proc = spawn("worker", ["-m", "arq", "worker_settings.WorkerSettings"], env)
-        wait_until(lambda: worker_check(env) or proc.process.poll() is not None, "arq --check to pass")
+        pid = proc.process.pid
+        wait_until(lambda: worker_beats(env, pid) or proc.process.poll() is not None, "the worker's first heartbeat")
         assert proc.process.poll() is None, proc.output()
         return proc
 

@@ -78,9 +78,8 @@ def test_kill_9_mid_job(
     rerun = wait_until(second_try, f"job {job_id}'s second try", RERUN_BOUND_S + 15)
     rerun_after_s = datetime.fromisoformat(rerun["started_at"]).timestamp() - killed  # type: ignore[index, arg-type]
     assert rerun_after_s < RERUN_BOUND_S + 5
-    report(
-        f"kill -9 ({'second worker' if second_worker else 'restarted worker'}): running again {rerun_after_s:.1f} s after the kill"
-    )
+    who = "second worker" if second_worker else "restarted worker"
+    report(f"kill -9 ({who}): running again {rerun_after_s:.1f} s after the kill")
     wait_status(url, job_id, "SUCCESS")
     assert len(log_lines(env)) == 1  # once, although it started twice
 
