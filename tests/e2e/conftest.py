@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from service.core import keys
+from service.core.connections import sync_redis
 from service.dev.server import free_port
 from service.settings import Settings
 
@@ -98,7 +99,12 @@ def worker_check(env: dict[str, str]) -> bool:
 def worker_beats(env: dict[str, str], pid: int) -> bool:
     """Whether the worker process `pid` has written its heartbeat: it is past its start-up and about to take jobs.
     One Redis read, not an interpreter started per look (as `arq --check` would be)."""
-    client = redis.Redis.from_url(env["REDIS_URL"])
+    settings = Settings(
+        redis_url=env["REDIS_URL"],
+        redis_sentinels=env.get("REDIS_SENTINELS", ""),  # type: ignore[arg-type]  # a comma-separated string
+        redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER", "mymaster"),
+    )
+    client = sync_redis(settings)
     try:
         infos = client.mget([keys.worker_info(member.decode()) for member in client.zrange(keys.WORKERS_ZSET, 0, -1)])
     except redis.RedisError:
