@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium run test lint format typecheck bench clean
+.PHONY: help install chromium run test test-fast lint format typecheck bench clean
 
 help:
 	@echo "make run        start a private Valkey, one worker and the web app on :8000"
 	@echo "make test       install and run the whole test suite"
+	@echo "make test-fast  the edit-and-test loop: unit and integration tests, no outages, processes or browser"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make typecheck  mypy --strict on service/ and worker_settings.py"
 	@echo "make format     ruff format + ruff check --fix"
@@ -35,6 +36,10 @@ chromium:
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# No subprocesses, browser, outages or 100,000-job seeding: what to run after each edit.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit tests/integration -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -155,11 +155,10 @@ CLIENT_RETRIES = 3
 
 
 def client_redis(settings: Settings) -> ArqRedis:
-    """A lazily connecting client for the Python client and the command line: Redis unreachable for a few seconds
-    is a `ConnectionError` (or `TimeoutError`) at the command that needed it."""
+    """A lazily connecting client for the Python client and the command line: Redis refusing connections is a
+    `ConnectionError` within about a second (a few tries), one that does not answer a `TimeoutError`."""
     pool = _pool(
         settings,
-        retry_handshake=True,
         socket_connect_timeout=2,
         socket_timeout=CLIENT_SOCKET_TIMEOUT,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), CLIENT_RETRIES),

@@ -81,6 +81,7 @@ class JobChanges:
         self._reader: asyncio.Task[None] | None = None
         self._watchers: dict[bytes, list[asyncio.Event]] = {}
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
+        self._subscribing = asyncio.Lock()
 
     @asynccontextmanager
     async def watch(self, job_id: str) -> AsyncIterator[asyncio.Event]:
@@ -107,11 +108,14 @@ class JobChanges:
                         await self._pubsub.unsubscribe(channel)
 
     async def _subscribe(self, channel: bytes) -> None:
-        if self._pubsub is None:
-            self._pubsub = self._redis.pubsub()
-        await self._pubsub.subscribe(channel)
-        if self._reader is None:
-            self._reader = asyncio.create_task(self._read(self._pubsub), name="job-changes")
+        # One at a time: redis-py's PubSub takes a connection at its first command, and two first commands at once
+        # would each take one, subscribing on a connection nobody reads.
+        async with self._subscribing:
+            if self._pubsub is None:
+                self._pubsub = self._redis.pubsub()
+            await self._pubsub.subscribe(channel)
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read(self._pubsub), name="job-changes")
 
     async def _read(self, pubsub: PubSub) -> None:
         while True:

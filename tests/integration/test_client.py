@@ -88,9 +88,18 @@ async def test_result_waits_for_the_end_on_the_jobs_channel(
     assert await subscribers() == 0  # the subscription ends with the wait
 
 
-async def test_many_handles_wait_on_one_connection(jobs: Jobs, worker: Callable[..., Worker]) -> None:
+async def test_many_handles_wait_on_one_connection(
+    jobs: Jobs, worker: Callable[..., Worker], arq_pool: ArqRedis
+) -> None:
     handles = await jobs.enqueue_many([("run_sleep_task", {"type": 0})] * 20)
     waits = [asyncio.create_task(handle.result(timeout=30)) for handle in handles]
+
+    async def all_subscribed() -> bool:
+        counts = await arq_pool.pubsub_numsub(*(keys.job_events(handle.id) for handle in handles))
+        return all(count == 1 for _, count in counts)
+
+    await run_until(all_subscribed, "every handle's subscription")
+    assert len(await arq_pool.client_list(_type="pubsub")) == 1  # one connection carries them all
     await worker().main()
     assert await asyncio.gather(*waits) == [True] * 20
 

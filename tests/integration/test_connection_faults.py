@@ -20,6 +20,8 @@ from service.web.app import create_app
 from tests.conftest import make_settings, run_until
 from tests.fault_proxy import FaultProxy
 
+pytestmark = pytest.mark.slow  # connection faults through a proxy: left out of make test-fast
+
 MODES = ["reset", "stall", "loading", "readonly"]
 
 

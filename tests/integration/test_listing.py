@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker
 from httpx import AsyncClient
@@ -111,6 +112,7 @@ async def _median_ms(client: AsyncClient, n: int, **kwargs: object) -> float:
     return statistics.median(times)
 
 
+@pytest.mark.slow  # 100,000 jobs seeded: left out of make test-fast
 async def test_a_week_old_failure_is_found_behind_100000_newer_jobs(
     client: AsyncClient,
     worker: Callable[..., Worker],

@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 
 from service.dev.server import ValkeyServer, free_port
 from service.web.app import create_app
 from tests.conftest import make_settings
+
+pytestmark = pytest.mark.slow  # outages: left out of make test-fast
 
 QUEUES = {"default": 0, "reports": 0}
 
