@@ -119,3 +119,11 @@ def test_the_sentinel_profile_s_sentinel_command_runs_a_sentinel(compose: dict[s
         sentinel.terminate()
         sentinel.wait(10)
         primary.stop()
+
+
+def test_the_pre_commit_hooks_run_what_ci_runs() -> None:
+    """`.pre-commit-config.yaml` runs the Makefile's lint and typecheck targets, which `.ci/run` runs too."""
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    entries = [hook["entry"] for repo in config["repos"] for hook in repo["hooks"]]
+    assert entries == ["make lint", "make typecheck"]
+    assert "make lint typecheck" in (ROOT / ".ci" / "run").read_text()
