@@ -9,10 +9,12 @@ from arq.connections import ArqRedis
 from service.core import keys
 from service.core.enqueue import abort
 from service.core.exceptions import JobNotFound, JobStateConflict
-from service.core.reads import Snapshot, iterate_snapshots
+from service.core.reads import Snapshot, forget_job, iterate_snapshots
 from service.core.record import Field
 from service.core.status import TERMINAL_STATUSES, Status
 from service.core.webhooks import queue_webhook
+from service.kinds import Kinds
+from service.settings import Settings
 
 RETRYABLE = frozenset({Status.FAILURE, Status.REVOKED})
 
@@ -45,6 +47,18 @@ async def abort_job(redis: ArqRedis, snapshot: Snapshot, result_ttl_s: int) -> S
             queue_webhook(tr, view.id, snapshot.callback_url, view.owner, result_ttl_s)
         await tr.execute()
     return Status.REVOKED if outcome == "revoked" else Status.STARTED
+
+
+async def delete_job(redis: ArqRedis, snapshot: Snapshot, kinds: Kinds, settings: Settings) -> None:
+    """Forget a finished job: its result, record and listing entries, and what its kind keeps besides
+    (`Kind.on_delete`: a report's file). `JobStateConflict` while it is pending or running."""
+    view = snapshot.view
+    if view.status not in TERMINAL_STATUSES:
+        raise JobStateConflict(f"only a finished job can be deleted, not a {view.status} one")
+    await forget_job(redis, view)
+    kind = kinds.get(view.name)
+    if kind is not None and kind.on_delete is not None:
+        await kind.on_delete(settings, view.id, view.owner)
 
 
 async def run_again(redis: ArqRedis, snapshot: Snapshot, known: Callable[[str], bool], submit: Submit) -> str:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from service.kinds.context import JobContext
 from service.kinds.schedule import parse_cron
+from service.settings import Settings
 
 A = TypeVar("A", bound=BaseModel)
 R = TypeVar("R")
@@ -58,6 +59,9 @@ class Kind(Generic[A, R]):
     schedule: str | None = None  # a cron expression (five fields, or six with seconds first), for a recurring kind
     # Queued by the service itself (a webhook's delivery), never through `POST /jobs`; listed like any other job.
     internal: bool = False
+    # What else goes when a finished job of this kind is deleted (`DELETE /jobs/{id}`): its files, say. Called with
+    # the settings, the job's id and its owner, after the job's records are gone.
+    on_delete: Callable[[Settings, str, str | None], Awaitable[None]] | None = None
     module: str = ""
 
     async def __call__(self, job: JobContext, args: A) -> R:
@@ -88,6 +92,7 @@ def job_kind(
     timeout_s: float | None = None,
     schedule: str | None = None,
     internal: bool = False,
+    on_delete: Callable[[Settings, str, str | None], Awaitable[None]] | None = None,
 ) -> Callable[[Callable[[JobContext, A], Awaitable[R]]], Kind[A, R]]:
     """Declare the decorated coroutine `async def f(job: JobContext, args: Model)` as a kind of job."""
 
@@ -115,6 +120,7 @@ def job_kind(
             timeout_s=timeout_s,
             schedule=schedule,
             internal=internal,
+            on_delete=on_delete,
             module=run.__module__,
         )
         existing = REGISTRY.get(kind_name)

@@ -68,6 +68,12 @@ class ReportResult(BaseModel):
     bytes: int
 
 
+async def remove_report(settings: Settings, job_id: str, owner: str | None) -> None:
+    """A deleted report's file goes with it."""
+    if owner is not None:
+        await asyncio.to_thread(report_path(settings, owner, job_id).unlink, missing_ok=True)
+
+
 @job_kind(
     args=ReportArgs,
     result=ReportResult,
@@ -75,6 +81,7 @@ class ReportResult(BaseModel):
     description="Write a CSV report of `rows` rows for its owner over about 20 s, with progress",
     owner_required=True,
     queue="reports",  # a thousand reports never make a notification wait
+    on_delete=remove_report,
 )
 async def generate_report(job: JobContext, args: ReportArgs) -> ReportResult:
     if job.owner is None:

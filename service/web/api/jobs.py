@@ -1,6 +1,5 @@
 """Jobs of every kind: listing, introspection, a live event stream, abort and retry."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -9,23 +8,21 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.sse import EventSourceResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.core.control import Submit, abort_job, retry_all, run_again
+from service.core.control import Submit, abort_job, delete_job, retry_all, run_again
 from service.core.events import job_events
-from service.core.exceptions import JobStateConflict, NotAuthenticated, NotOwner
+from service.core.exceptions import NotAuthenticated, NotOwner
 from service.core.reads import (
     JobFilter,
     check_visible,
     find_by_prefix,
-    forget_job,
     index_for,
     list_jobs,
     read_snapshot,
     read_visible_job,
 )
-from service.core.status import TERMINAL_STATUSES, Status
+from service.core.status import Status
 from service.core.views import JobView
 from service.kinds import Kinds
-from service.kinds.reports import generate_report, report_path
 from service.web.api.common import SubmitDep, Submitter
 from service.web.deps import ArqDep, CallerDep, CurrentUser, JobId, KindsDep, OptionalUser, SettingsDep
 from service.web.schemas import ErrorDetailOut, JobListOut, JobStatusOut, TaskCreatedOut
@@ -175,7 +172,7 @@ async def retry_jobs(
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses={409: {"model": ErrorDetailOut}})
-async def delete_job(job_id: JobId, caller: CallerDep, settings: SettingsDep) -> Response:
+async def delete_job_route(job_id: JobId, caller: CallerDep, settings: SettingsDep, kinds: KindsDep) -> Response:
     """Forget a finished job: its result, record, listing entries and files go (then 404). Its owner or an admin;
     409 while it is pending or running."""
     snapshot = await read_snapshot(caller.arq, job_id)
@@ -184,9 +181,5 @@ async def delete_job(job_id: JobId, caller: CallerDep, settings: SettingsDep) ->
         raise NotAuthenticated("a bearer token is required to delete a job")
     if not (user.admin or (snapshot.view.owner is not None and snapshot.view.owner == user.id)):
         raise NotOwner("only its owner or an admin may delete a job")
-    if snapshot.view.status not in TERMINAL_STATUSES:
-        raise JobStateConflict(f"only a finished job can be deleted, not a {snapshot.view.status} one")
-    await forget_job(caller.arq, snapshot.view)
-    if snapshot.view.owner is not None and snapshot.view.name == generate_report.name:
-        await asyncio.to_thread(report_path(settings, snapshot.view.owner, job_id).unlink, missing_ok=True)
+    await delete_job(caller.arq, snapshot, kinds, settings)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
