@@ -10,6 +10,7 @@ from httpx import AsyncClient
 
 from service.core import keys
 from service.core.enqueue import enqueue
+from service.kinds.reports import report_path
 from service.settings import Settings
 from tests.integration.helpers import auth
 
@@ -70,11 +71,13 @@ async def test_delete_a_finished_job(client: AsyncClient, worker: Callable[..., 
     assert (await client.delete(f"/jobs/{report}", headers=ann)).status_code == 409  # not finished
     await worker(queues=["reports"]).main()
     assert (await client.get(f"/reports/{report}/download", headers=ann)).status_code == 200
+    assert report_path(settings, "ann", report).exists()
     assert (await client.delete(f"/jobs/{report}")).status_code == 401
     assert (await client.delete(f"/jobs/{report}", headers=ben)).status_code == 403
     assert (await client.delete(f"/jobs/{report}", headers=ann)).status_code == 204
     assert (await client.get(f"/jobs/{report}", headers=ann)).status_code == 404
     assert (await client.get(f"/reports/{report}/download", headers=ann)).status_code == 404
+    assert not report_path(settings, "ann", report).exists()  # the kind's on_delete removed its file
     listed = [job["id"] for job in (await client.get("/jobs", headers=ann)).json()["items"]]
     assert listed == [pending]
 
