@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     enqueue_wait_ms: Annotated[int, Field(ge=1, le=60_000)] = 500
     data_dir: Path = Path("data")
     sleep_scale: Annotated[float, Field(ge=0), AfterValidator(_finite)] = 1.0
+    # Multiplies every retry's back-off (a kind's declared Backoff, a webhook's). Not SLEEP_SCALE, which shortens
+    # only the demo kinds' simulated work: 1 in production; a test suite may shrink the waits with it.
+    retry_backoff_scale: Annotated[float, Field(ge=0), AfterValidator(_finite)] = 1.0
     secret_key: str = DEV_SECRET_KEY
     max_active_jobs_per_user: Annotated[int, Field(ge=1)] = 100
     # How long results (and the report files they point to) are kept after a job ends, in seconds.

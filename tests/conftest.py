@@ -105,6 +105,7 @@ def make_settings(tmp_path: Path, redis_url: str, **overrides: Any) -> Settings:
         "redis_url": redis_url,
         "data_dir": tmp_path / "data",
         "sleep_scale": TEST_SLEEP_SCALE,
+        "retry_backoff_scale": TEST_SLEEP_SCALE,  # a retry's 1-2 s back-off takes 10-20 ms
         "secret_key": TEST_SECRET,
         **overrides,
     }

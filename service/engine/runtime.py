@@ -46,7 +46,8 @@ ENGINE = "fastapi_arq_jobs.engine"
 
 
 def backoff_s(backoff: Backoff, job_try: int, scale: float = 1.0) -> float:
-    """Exponential back-off with "equal jitter": half the step is fixed, half random, so retries spread out."""
+    """Exponential back-off with "equal jitter": half the step is fixed, half random, so retries spread out; times
+    RETRY_BACKOFF_SCALE (never SLEEP_SCALE, the demo kinds' knob)."""
     step = min(backoff.cap_s, backoff.base_s * 2.0 ** (job_try - 1))
     return (step / 2 + random.uniform(0, step / 2)) * scale
 
@@ -178,7 +179,7 @@ class _Run:
         if self.attempt >= self.kind.max_tries:
             return PermanentFailure(f"gave up after {self.attempt} tries: {exc}")
         await _record_retry(self.redis, self.job_id, self.attempt, exc, self.tracing is not None)
-        return Retry(defer=backoff_s(self.kind.backoff, self.attempt, self.settings.sleep_scale))
+        return Retry(defer=backoff_s(self.kind.backoff, self.attempt, self.settings.retry_backoff_scale))
 
     def finish(self, error: BaseException | None, duration_s: float) -> None:
         outcome = _outcome(error)

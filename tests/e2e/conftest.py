@@ -66,6 +66,7 @@ def env(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "REDIS_URL": settings.redis_url,
         "DATA_DIR": str(settings.data_dir),
         "SLEEP_SCALE": str(settings.sleep_scale),
+        "RETRY_BACKOFF_SCALE": str(settings.retry_backoff_scale),
         "SECRET_KEY": settings.secret_key,
         "SHUTDOWN_GRACE_S": "5",
         # This test's workers alone, for `python -m service check`.

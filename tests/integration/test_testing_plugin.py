@@ -8,7 +8,7 @@ from httpx import AsyncClient
 
 from service.client import Jobs
 from service.settings import Settings
-from service.testing import RunJobs, run_due_jobs
+from service.testing import RunJobs
 
 
 @pytest.fixture
@@ -30,11 +30,13 @@ async def test_run_jobs_runs_what_the_api_queued(job_client: AsyncClient, run_jo
     assert await run_jobs() == []  # nothing left
 
 
-async def test_run_jobs_skips_back_off_and_leaves_scheduled_jobs(jobs: Jobs, job_settings: Settings) -> None:
+async def test_run_jobs_skips_back_off_and_leaves_scheduled_jobs(
+    jobs: Jobs, job_settings: Settings, run_jobs: RunJobs
+) -> None:
+    assert job_settings.retry_backoff_scale == 1  # each retry's back-off is the declared hour
     busy = await jobs.enqueue("busy_twice")
     later = await jobs.enqueue("run_sleep_task", {"type": 0}, delay_s=3600)
-    # SLEEP_SCALE 1: each retry's back-off is the declared hour, so finishing now is the runner's doing.
-    assert await run_due_jobs(job_settings.model_copy(update={"sleep_scale": 1.0})) == [busy.id] * 3
+    assert await run_jobs() == [busy.id] * 3  # finished now: the runner's doing
     assert await busy.result(timeout=5) == 3
     assert (await later.view()).status == "PENDING"
 
