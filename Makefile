@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium run test test-fast lint format typecheck bench clean
+.PHONY: help install chromium run test test-fast coverage lint format typecheck bench clean
 
 help:
 	@echo "make run        start a private Valkey, one worker and the web app on :8000"
 	@echo "make test       install and run the whole test suite"
 	@echo "make test-fast  the edit-and-test loop: unit and integration tests, no outages, processes or browser"
+	@echo "make coverage   the whole suite under coverage (the processes it starts too)"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make typecheck  mypy --strict on service/ and worker_settings.py"
 	@echo "make format     ruff format + ruff check --fix"
@@ -40,6 +41,11 @@ test: $(STAMP) chromium
 # No subprocesses, browser, outages or 100,000-job seeding: what to run after each edit.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit tests/integration -m "not slow"
+
+# The whole suite under coverage, the processes it starts included (pyproject.toml, [tool.coverage.run]); slower,
+# so each test gets three minutes.
+coverage: $(STAMP) chromium
+	$(BIN)/python -m pytest --cov --cov-report=term --timeout 180
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from service.core import keys
 from service.core.counters import DURATION_BUCKETS, WAIT_BUCKETS
+from service.core.overview import read_counters
 from service.core.queues import read_queues
 from service.kinds import Kinds, queues_of
 
@@ -61,12 +61,8 @@ def _per_queue(name: str, doc: str, values: dict[str, float]) -> GaugeMetricFami
 
 async def render_metrics(redis: ArqRedis, kinds: Kinds) -> bytes:
     """The metrics; every declared kind is labelled from the start, and every queue a kind names."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.METRICS_ENQUEUED)
-        pipe.hgetall(keys.METRICS_OUTCOMES)
-        pipe.hgetall(keys.METRICS_DURATIONS)
-        pipe.hgetall(keys.METRICS_WAITS)
-        enqueued, outcomes, durations, waits = await pipe.execute()
+    counters = await read_counters(redis)
+    enqueued, outcomes, durations, waits = counters.enqueued, counters.outcomes, counters.durations, counters.waits
     queues, workers = await read_queues(redis, queues_of(kinds))
     depth = {q.name: float(q.due) for q in queues}
     scheduled = {q.name: float(q.scheduled) for q in queues}

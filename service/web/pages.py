@@ -1,6 +1,5 @@
 """The web page and the operator's dashboard: static files, plus the dashboard's one data endpoint."""
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,8 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from service.core import keys
-from service.core.events import SUBSCRIBE_CONFIRM_S
 from service.core.exceptions import NotOwner
+from service.core.overview import job_changes, read_charts
+from service.core.queues import read_queues
 from service.core.reads import list_jobs
 from service.core.status import Status
 from service.core.views import JobView
@@ -132,19 +132,8 @@ async def _workers(arq: ArqRedis, now: float) -> list[WorkerOut]:
 async def dashboard_data(arq: ArqRedis, kinds: Kinds) -> DashboardOut:
     now = time.time()
     minutes = [int(now) // 60 - n for n in range(CHART_MINUTES - 1, -1, -1)]
-    queues = queues_of(kinds)
-    now_ms = int(now * 1000)
-    async with arq.pipeline(transaction=False) as pipe:
-        pipe.mget([keys.finished_per_minute(m) for m in minutes])
-        pipe.mget([keys.failed_per_minute(m) for m in minutes])
-        for minute in minutes:
-            pipe.hgetall(keys.waits_per_minute(minute))
-        for queue in queues:
-            pipe.zcount(keys.queue_key(queue), "-inf", now_ms)
-            pipe.zcount(keys.queue_key(queue), f"({now_ms}", "+inf")
-            pipe.mget([keys.depth_per_minute(queue, m) for m in minutes])
-        finished, failed_counts, *rest = await pipe.execute()
-    waits, counts = rest[: len(minutes)], rest[len(minutes) :]
+    queues, _ = await read_queues(arq, queues_of(kinds), now)
+    charts = await read_charts(arq, [q.name for q in queues], minutes)
     at = datetime.fromtimestamp(now, UTC)
     failed, _ = await list_jobs(arq, keys.FAILED_INDEX, status=Status.FAILURE, limit=20, cursor=None)
     return DashboardOut(
@@ -160,19 +149,18 @@ async def dashboard_data(arq: ArqRedis, kinds: Kinds) -> DashboardOut:
             for k in kinds.values()
         ],
         queues=[
-            QueueOut(name=queue, depth=due, scheduled=later, history=[None if d is None else int(d) for d in history])
-            for queue, due, later, history in zip(queues, counts[0::3], counts[1::3], counts[2::3], strict=True)
+            QueueOut(name=q.name, depth=q.due, scheduled=q.scheduled, history=charts.depth[q.name]) for q in queues
         ],
         workers=await _workers(arq, now),
         throughput=[
             MinuteOut(
-                minute=m * 60,
-                finished=int(f or 0),
-                failed=int(x or 0),
-                wait_p50_s=_quantile(w, 0.5),
-                wait_p95_s=_quantile(w, 0.95),
+                minute=m.minute * 60,
+                finished=m.finished,
+                failed=m.failed,
+                wait_p50_s=_quantile(m.waits, 0.5),
+                wait_p95_s=_quantile(m.waits, 0.95),
             )
-            for m, f, x, w in zip(minutes, finished, failed_counts, waits, strict=True)
+            for m in charts.minutes
         ],
         failed=failed,
     )
@@ -191,12 +179,5 @@ async def read_dashboard_data(user: CurrentUser, arq: ArqDep, kinds: KindsDep) -
 async def stream_dashboard(_: AdminUser, arq: ArqDep, kinds: KindsDep) -> AsyncIterator[DashboardOut]:
     """The dashboard's data at once, then again whenever jobs change (every job's events channel, coalesced to
     at most one update per COALESCE_S) and at least every IDLE_REFRESH_S, for the workers' beats (admins)."""
-    async with arq.pubsub() as pubsub:
-        await pubsub.psubscribe(keys.job_events("*"))
-        await pubsub.get_message(timeout=SUBSCRIBE_CONFIRM_S)
-        while True:
-            yield await dashboard_data(arq, kinds)
-            if await pubsub.get_message(ignore_subscribe_messages=True, timeout=IDLE_REFRESH_S) is not None:
-                await asyncio.sleep(COALESCE_S)  # a burst of changes makes one update
-                while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0) is not None:
-                    pass
+    async for _change in job_changes(arq, IDLE_REFRESH_S, COALESCE_S):
+        yield await dashboard_data(arq, kinds)

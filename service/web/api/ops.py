@@ -5,8 +5,7 @@ import time
 from fastapi import APIRouter, Response, status
 from redis.exceptions import RedisError
 
-from service.core import keys
-from service.core.workers import alive_since_ms
+from service.core import overview
 from service.kinds import queues_of
 from service.web.deps import ArqDep, KindsDep, MetricsDep
 from service.web.errors import RETRY_AFTER_S
@@ -21,20 +20,15 @@ async def read_health(arq: ArqDep, response: Response, kinds: KindsDep) -> Healt
     """`ok` with the number of live workers and of jobs due to run, in all and per queue (scheduled jobs, retries
     waiting out their back-off and the cron jobs arq queues a moment early are not counted); 503 with the same
     shape while Redis is unreachable."""
-    now = time.time()
-    queues = queues_of(kinds)
     try:
-        async with arq.pipeline(transaction=False) as pipe:
-            pipe.zcount(keys.WORKERS_ZSET, alive_since_ms(now), "+inf")
-            for queue in queues:
-                pipe.zcount(keys.queue_key(queue), "-inf", int(now * 1000))
-            workers, *due = await pipe.execute()
+        health = await overview.read_health(arq, queues_of(kinds), time.time())
     except (RedisError, OSError):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return HealthOut(status="unavailable", redis="unavailable", workers=0, queued=0, queues={})
-    per_queue = dict(zip(queues, due, strict=True))
-    return HealthOut(status="ok", redis="ok", workers=workers, queued=sum(due), queues=per_queue)
+    return HealthOut(
+        status="ok", redis="ok", workers=health.workers, queued=sum(health.due.values()), queues=health.due
+    )
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
