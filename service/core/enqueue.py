@@ -18,11 +18,12 @@ from arq.constants import (
 )
 from arq.jobs import serialize_job, serialize_result
 from arq.utils import timestamp_ms
-from redis.commands.core import AsyncScript
+from redis.asyncio.client import Pipeline
 
 from service.core import keys
 from service.core.exceptions import IdempotencyKeyReused, NotReplicated, QuotaExceeded
 from service.core.record import LUA_ANNOUNCE, Field, lua
+from service.core.scripts import LuaScript, run_pipeline
 from service.core.serialization import job_serializer
 
 # A queued job that no worker starts within a day expires, as arq's own default; its record goes with it.
@@ -44,7 +45,9 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 #       then the record's field/value pairs. Few arguments per job: redis-py packs every one in Python.
 # A job's own keys are named from its id and the prefixes, and its sorted-set entries are added with one ZADD per
 # set for the whole batch: 3 commands per job, whatever the batch's size.
-ENQUEUE_SCRIPT = """
+ENQUEUE = LuaScript(
+    "enqueue",
+    """
 local now, n, owner, quota = tonumber(ARGV[1]), tonumber(ARGV[9]), ARGV[7], tonumber(ARGV[5])
 if ARGV[4] == '1' then
   -- The key's value is '<fingerprint>:<ids>': a repeat must be the same request, not merely the same key.
@@ -109,7 +112,8 @@ local joined = table.concat(ids, ',')
 if ARGV[4] == '1' then redis.call('SET', KEYS[3], ARGV[8] .. ':' .. joined, 'EX', ARGV[2]) end
 redis.call('PUBLISH', ARGV[3], '')
 return {1, joined}
-"""
+""",
+)
 
 # Abort one job atomically. A queued or deferred job is taken off the queue and given its REVOKED result here, so
 # it never runs even with no worker up. A claimed (running) job is flagged in its record (a worker starting it
@@ -118,8 +122,10 @@ return {1, joined}
 # worker with `allow_abort_jobs` reads (arq removes the entry when the job ends).
 # KEYS: job, in-progress, queue, result, retry counter, record, events channel, arq's abort set.
 # ARGV: id, result payload, result ttl ms, now ms, abort channel.
-ABORT_SCRIPT = lua(
-    """
+ABORT = LuaScript(
+    "abort",
+    lua(
+        """
 local events_key = KEYS[7]
 if redis.call('EXISTS', KEYS[4]) == 1 then return 'terminal' end
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -137,6 +143,7 @@ redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
 $announce
 return 'revoked'
 """.replace("$announce", LUA_ANNOUNCE)
+    ),
 )
 
 
@@ -225,16 +232,18 @@ async def enqueue_many(
     are queued (a retry with the same Idempotency-Key finds them, and waits again).
     """
     prepared = prepare_many(jobs, **options)
-    script = _script(redis)
     if replicas:
-        async with redis.pipeline(transaction=False) as pipe:
-            await script(keys=prepared.keys, args=prepared.args, client=pipe)
+
+        def queue_and_wait(pipe: Pipeline) -> None:
+            ENQUEUE.queue(pipe, prepared.keys, prepared.args)
             pipe.execute_command("WAIT", replicas, wait_ms)
-            (outcome, found), acknowledged = await pipe.execute()
+
+        # Sent again after a NOSCRIPT: the same job ids, so the jobs are queued once.
+        (outcome, found), acknowledged = await run_pipeline(redis, queue_and_wait, [ENQUEUE])
         if outcome in (0, 1) and acknowledged < replicas:
             raise NotReplicated(f"the job reached {acknowledged} of {replicas} replicas within {wait_ms} ms")
     else:
-        outcome, found = await script(keys=prepared.keys, args=prepared.args)
+        outcome, found = await ENQUEUE.run(redis, prepared.keys, prepared.args)
     if outcome == 2:
         raise QuotaExceeded(f"at most {options.get('max_active', 0)} jobs may be pending or running per user")
     if outcome == 3:
@@ -245,14 +254,9 @@ async def enqueue_many(
     return Enqueued(job_ids=tuple(found.decode().split(",")), created=outcome == 1)
 
 
-def _script(redis: ArqRedis) -> AsyncScript:
-    """ENQUEUE_SCRIPT on `redis`: EVALSHA, falling back to EVAL once per server (redis-py's `Script`)."""
-    return redis.register_script(ENQUEUE_SCRIPT)
-
-
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """ENQUEUE_SCRIPT's keys and arguments for some jobs: what `enqueue_many` runs, or a transaction runs with its
+    """ENQUEUE's keys and arguments for some jobs: what `enqueue_many` runs, or a transaction runs with its
     own commands (a worker queueing a webhook in the transaction that finishes the job)."""
 
     job_ids: tuple[str, ...]
@@ -265,13 +269,13 @@ class Prepared:
 
 
 def prepare(function_name: str, kwargs: dict[str, Any], **options: Unpack[JobOptions]) -> Prepared:
-    """ENQUEUE_SCRIPT's keys and arguments for one job."""
+    """ENQUEUE's keys and arguments for one job."""
     job, call = _split(function_name, kwargs, options)
     return prepare_many([job], **call)
 
 
 def prepare_many(jobs: Sequence[NewJob], **options: Unpack[CallOptions]) -> Prepared:
-    """The jobs' definitions in arq's wire format, their records, and ENQUEUE_SCRIPT's keys and arguments."""
+    """The jobs' definitions in arq's wire format, their records, and ENQUEUE's keys and arguments."""
     if not jobs:
         raise ValueError("no job to enqueue")
     record_ttl_s, owner = options["record_ttl_s"], options.get("owner")
@@ -343,7 +347,7 @@ async def abort(
     result_ttl_s: int,
     queue: str = keys.DEFAULT_QUEUE,
 ) -> Literal["terminal", "running", "missing", "revoked"]:
-    """Abort a job: see ABORT_SCRIPT. The REVOKED result is arq's own record, as a worker would have written it."""
+    """Abort a job: see ABORT. The REVOKED result is arq's own record, as a worker would have written it."""
     now_ms = timestamp_ms()
     cancelled = {"type": "CancelledError", "message": "the job was aborted before it started"}
     result = serialize_result(
@@ -362,5 +366,5 @@ async def abort(
         abort_jobs_ss,
     ]
     args: list[str | int | bytes] = [job_id, result or b"", result_ttl_s * 1000, now_ms, keys.ABORT_CHANNEL]
-    outcome: bytes = await redis.register_script(ABORT_SCRIPT)(keys=script_keys, args=args)
+    outcome: bytes = await ABORT.run(redis, script_keys, args)
     return outcome.decode()  # type: ignore[return-value]  # one of the script's four answers

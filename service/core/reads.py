@@ -1,8 +1,6 @@
 """Read jobs from arq's keys and this service's records, one pipeline per page, as `JobView`s."""
 
 import base64
-import functools
-import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,13 +16,13 @@ from arq.constants import (
     retry_key_prefix,
 )
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from service.auth import User
 from service.core import keys
 from service.core.exceptions import BadCursor, JobNotFound, NotOwner
 from service.core.keys import DEFAULT_QUEUE
 from service.core.record import LUA_QUEUE_KEY, Field, lua, try_error_field
+from service.core.scripts import LuaScript, run_pipeline
 from service.core.serialization import job_deserializer
 from service.core.status import ArqState, Status, contract_status
 from service.core.views import ErrorOut, JobView, ProgressOut, TryOut
@@ -106,18 +104,16 @@ def _progress(record: dict[str, bytes]) -> ProgressOut | None:
 # Everything a job's view is read from, in one command: arq's definition, result, claim and try counter, the job's
 # score in its own queue (named in its record) and the record itself (flat field/value pairs).
 # KEYS: definition, result, in-progress, retry counter, record. ARGV: id.
-READ_SCRIPT = lua(
-    LUA_QUEUE_KEY
-    + """
+READ = LuaScript(
+    "read_job",
+    lua(
+        LUA_QUEUE_KEY
+        + """
 return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3]),
         redis.call('ZSCORE', queue_key(KEYS[5]), ARGV[1]), redis.call('GET', KEYS[4]), redis.call('HGETALL', KEYS[5])}
 """
+    ),
 )
-
-
-@functools.cache
-def _sha(script: str) -> str:
-    return hashlib.sha1(script.encode()).hexdigest()  # Redis names scripts by their SHA-1
 
 
 def _queue_reads(pipe: Pipeline, job_id: str) -> None:
@@ -128,7 +124,7 @@ def _queue_reads(pipe: Pipeline, job_id: str) -> None:
         retry_key_prefix + job_id,
         keys.job_record(job_id),
     ]
-    pipe.evalsha(_sha(READ_SCRIPT), len(script_keys), *script_keys, job_id)
+    READ.queue(pipe, script_keys, [job_id])
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,18 +226,13 @@ def _tries(record: dict[str, bytes]) -> tuple[TryOut, ...]:
 
 
 async def _read_pipeline(redis: ArqRedis, job_ids: list[str]) -> list[Any]:
-    """The READ_SCRIPT replies for each id, in one round trip (loading the script once per server if need be)."""
-    for attempt in (1, 2):
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                _queue_reads(pipe, job_id)
-            try:
-                return await pipe.execute()
-            except NoScriptError:
-                if attempt == 2:
-                    raise
-                await redis.script_load(READ_SCRIPT)
-    raise AssertionError("unreachable")
+    """The READ script's replies for each id, in one round trip."""
+
+    def build(pipe: Pipeline) -> None:
+        for job_id in job_ids:
+            _queue_reads(pipe, job_id)
+
+    return await run_pipeline(redis, build, [READ])
 
 
 async def read_snapshot(redis: ArqRedis, job_id: str) -> Snapshot:
@@ -310,15 +301,18 @@ class TaskState:
 # The reads of `read_task_state` in one command: a finished job's result and owner, else every key the status table
 # needs. One command instead of six is most of what the API's most polled read costs redis-py to pack and parse.
 # KEYS: result, in-progress, retry counter, definition, record. ARGV: id.
-TASK_STATE_SCRIPT = lua(
-    LUA_QUEUE_KEY
-    + """
+TASK_STATE = LuaScript(
+    "read_task_state",
+    lua(
+        LUA_QUEUE_KEY
+        + """
 local owner, error_type, error_message = unpack(redis.call('HMGET', KEYS[5], '$owner', '$error_type', '$error_message'))
 local result = redis.call('GET', KEYS[1])
 if result then return {result, 0, false, false, 0, owner, false, false} end
 return {false, redis.call('EXISTS', KEYS[2]), redis.call('ZSCORE', queue_key(KEYS[5]), ARGV[1]),
         redis.call('GET', KEYS[3]), redis.call('EXISTS', KEYS[4]), owner, error_type, error_message}
 """
+    ),
 )
 
 
@@ -332,7 +326,7 @@ async def read_task_state(redis: ArqRedis, job_id: str, user: User | None) -> Ta
         job_key_prefix + job_id,
         keys.job_record(job_id),
     ]
-    replies = await redis.register_script(TASK_STATE_SCRIPT)(keys=script_keys, args=[job_id])
+    replies = await TASK_STATE.run(redis, script_keys, [job_id])
     raw_result, in_progress, score, tries, has_definition, owner, error_type, error_message = replies
     outcome = _outcome(job_id, raw_result, bool(has_definition), in_progress, score, tries)
     if outcome.status is None:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio.client import Pipeline
 
-from service.core.enqueue import ENQUEUE_SCRIPT, prepare
+from service.core.enqueue import ENQUEUE, prepare
 from service.core.keys import job_record
 from service.core.record import Field
 
@@ -175,5 +175,5 @@ def queue_webhook(tr: Pipeline, job_id: str, url: str, owner: str | None, record
     delivery = prepare(
         WEBHOOK_KIND, {"job_id": job_id, "url": url}, record_ttl_s=record_ttl_s, owner=owner, queue=WEBHOOK_QUEUE
     )
-    tr.eval(ENQUEUE_SCRIPT, len(delivery.keys), *delivery.keys, *delivery.args)  # type: ignore[arg-type]  # ints and bytes go as they are
+    ENQUEUE.queue_in_transaction(tr, delivery.keys, delivery.args)
     tr.hset(job_record(job_id), Field.WEBHOOK_JOB, delivery.job_id)

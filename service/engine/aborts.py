@@ -6,7 +6,7 @@ is cancelled the way arq cancels an aborted job (`Worker.job_tasks`, `Worker.abo
 result as aborted (status REVOKED) rather than running it again.
 
 An abort before the claim, or of a job whose worker died, is caught by the `abort_requested` flag in its record,
-which the worker reads as it claims the job (`take.TAKE_SCRIPT`; `runtime` for a job started otherwise). One that
+which the worker reads as it claims the job (`take.TAKE`; `runtime` for a job started otherwise). One that
 arrives after the claim but before arq has created the job's task is kept for the job's wrapper (`starting`,
 `pending`), including one whose message comes in before the claim's own reply (`_recent`).
 """

@@ -2,7 +2,7 @@
 
 arq marks a job it starts with an in-progress key that lives for the largest job timeout + 10 s (310 s with the
 defaults): a worker killed mid-job leaves its job unclaimable for that long. Our workers claim a job for
-CLAIM_TTL_S instead (`take.TAKE_SCRIPT`, for the jobs this service queued; a job queued by another client keeps
+CLAIM_TTL_S instead (`take.TAKE`, for the jobs this service queued; a job queued by another client keeps
 arq's claim), and this keeper renews the keys of the worker's running jobs every RENEW_EVERY_S. When the
 process dies the renewals stop and the keys expire; the next poll of any worker runs the job again.
 

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from service.core import keys
 from service.core.counters import MetricsBuffer
+from service.core.scripts import LuaScript
 from service.core.workers import LOCAL_BEAT_S, local_beat_file
 
 logger = logging.getLogger(__name__)
@@ -28,12 +29,15 @@ FORGET_AFTER_S = 3600
 
 DEPTH_KEEP_S = 2 * 3600
 # KEYS: the queues, then as many sample keys. ARGV: now ms, the samples' lifetime s.
-DEPTH_SCRIPT = """
+DEPTH = LuaScript(
+    "sample_depth",
+    """
 local n = #KEYS / 2
 for i = 1, n do
   redis.call('SET', KEYS[n + i], redis.call('ZCOUNT', KEYS[i], '-inf', ARGV[1]), 'EX', ARGV[2])
 end
-"""
+""",
+)
 
 
 def new_worker_id() -> str:
@@ -64,9 +68,7 @@ async def beat(
         if queues:
             # The dashboard's depth chart: each queue's due jobs, sampled by every worker's beat (the last wins).
             depth_keys = [keys.depth_per_minute(queue, minute) for queue in queues]
-            await redis.register_script(DEPTH_SCRIPT)(
-                keys=[*map(keys.queue_key, queues), *depth_keys], args=[now_ms, DEPTH_KEEP_S], client=pipe
-            )
+            DEPTH.queue_in_transaction(pipe, [*map(keys.queue_key, queues), *depth_keys], [now_ms, DEPTH_KEEP_S])
         await pipe.execute()
 
 

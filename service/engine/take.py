@@ -2,7 +2,7 @@
 
 arq's own poll (`Worker._poll_iteration` + `Worker.start_jobs`) reads up to `queue_read_limit` due ids, then claims
 them one at a time, each with WATCH, EXISTS, ZSCORE and MULTI/PSETEX/EXEC: four round trips and six commands per
-job, in sequence, before the next job may start. `TAKE_SCRIPT` keeps arq's semantics (due jobs in queue order; a
+job, in sequence, before the next job may start. `TAKE` keeps arq's semantics (due jobs in queue order; a
 job claimed by any worker is left alone; the claim is arq's in-progress key, so arq's `run_job` and `finish_job`
 work on it unchanged) in one atomic script. For jobs queued by this service (those with a record) it also records
 and announces the start, and claims them for CLAIM_TTL_S, which the worker's claim keeper renews (`claims`), instead
@@ -17,6 +17,7 @@ from arq.utils import timestamp_ms
 
 from service.core import keys
 from service.core.record import LUA_ANNOUNCE, lua
+from service.core.scripts import LuaScript
 
 REPLIES_PER_JOB = 7
 
@@ -29,8 +30,10 @@ REPLIES_PER_JOB = 7
 # Cluster).
 # KEYS: the worker's queues, in priority order. ARGV: now ms, arq's claim lifetime ms, read count per queue, free
 # slots, short claim ms, worker id, then the prefixes: in-progress, retry counter, record, events channel.
-TAKE_SCRIPT = lua(
-    """
+TAKE = LuaScript(
+    "take",
+    lua(
+        """
 local now, claim_ms, count, short_claim_ms, worker = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[5], ARGV[6]
 local claim_prefix, retry_prefix, record_prefix, events_prefix = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local free, taken, next_due = tonumber(ARGV[4]), {-1}, false
@@ -71,6 +74,7 @@ end
 if next_due then taken[1] = next_due end
 return taken
 """.replace("$announce", LUA_ANNOUNCE)
+    ),
 )
 
 
@@ -101,7 +105,7 @@ async def take(
     job not due yet is due (ms), if there is one."""
     prefixes = [in_progress_key_prefix, retry_key_prefix, keys.job_record(""), keys.job_events("")]
     args: list[str | int] = [timestamp_ms(), claim_ms, count, free, short_claim_ms, worker_id, *prefixes]
-    replies = await pool.register_script(TAKE_SCRIPT)(keys=queue_keys, args=args)
+    replies = await TAKE.run(pool, queue_keys, args)
     next_due, jobs = int(replies[0]), replies[1:]
     claimed = []
     for n in range(0, len(jobs), REPLIES_PER_JOB):

@@ -10,9 +10,11 @@ import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker
 from httpx import AsyncClient
+from redis.asyncio.client import Pipeline
 
 from service.core import keys
-from service.core.enqueue import ENQUEUE_SCRIPT, prepare
+from service.core.enqueue import ENQUEUE, Prepared, prepare
+from service.core.scripts import run_pipeline
 from service.settings import Settings
 from tests.integration.helpers import auth
 
@@ -92,14 +94,16 @@ async def test_the_detail_lists_each_try_with_its_error(
 
 async def _seed(redis: ArqRedis, n: int, name: str, queue: str, owner: str | None) -> None:
     """n real enqueues (the enqueue script itself), pipelined 2,000 at a time."""
-    script = redis.register_script(ENQUEUE_SCRIPT)
-    await redis.script_load(ENQUEUE_SCRIPT)
     for start in range(0, n, 2000):
-        async with redis.pipeline(transaction=False) as pipe:
-            for _ in range(min(2000, n - start)):
-                job = prepare(name, {"type": 0}, record_ttl_s=3600, owner=owner, queue=queue)
-                await script(keys=job.keys, args=job.args, client=pipe)
-            await pipe.execute()
+        jobs = [
+            prepare(name, {"type": 0}, record_ttl_s=3600, owner=owner, queue=queue) for _ in range(min(2000, n - start))
+        ]
+
+        def build(pipe: Pipeline, jobs: list[Prepared] = jobs) -> None:
+            for job in jobs:
+                ENQUEUE.queue(pipe, job.keys, job.args)
+
+        await run_pipeline(redis, build, [ENQUEUE])
 
 
 async def _median_ms(client: AsyncClient, n: int, **kwargs: object) -> float:
