@@ -28,8 +28,9 @@ from rich.table import Table
 from service.auth import User, valid_user_id
 from service.client import Jobs, RedisUnavailable
 from service.core.exceptions import BadCursor, JobNotFound, JobStateConflict
+from service.core.indexes import JobFilter, index_for
 from service.core.queues import read_queues
-from service.core.reads import JobFilter, index_for, list_jobs, read_snapshot
+from service.core.reads import list_jobs, read_snapshot
 from service.core.status import Status
 from service.core.workers import alive_workers
 from service.kinds import queues_of

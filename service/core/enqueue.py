@@ -11,10 +11,7 @@ from arq.connections import ArqRedis
 from arq.constants import (
     abort_jobs_ss,
     expires_extra_ms,
-    in_progress_key_prefix,
     job_key_prefix,
-    result_key_prefix,
-    retry_key_prefix,
 )
 from arq.jobs import serialize_job, serialize_result
 from arq.utils import timestamp_ms
@@ -22,6 +19,7 @@ from redis.asyncio.client import Pipeline
 
 from service.core import keys
 from service.core.exceptions import IdempotencyKeyReused, NotReplicated, QuotaExceeded
+from service.core.indexes import JobKeys, listed_in
 from service.core.record import LUA_ANNOUNCE, Field, lua
 from service.core.scripts import LuaScript, run_pipeline
 from service.core.serialization import job_serializer
@@ -318,8 +316,7 @@ def prepare_many(jobs: Sequence[NewJob], **options: Unpack[CallOptions]) -> Prep
             str(now_us + n),  # the n-th job of a batch one µs after the one before it: listed in the batch's order
             str(due_ms),
             keys.queue_key(job.queue),
-            keys.kind_index(job.function_name),
-            keys.queue_index(job.queue),
+            *listed_in(job.function_name, job.queue),
             Field.NAME,
             job.function_name,
             Field.ENQUEUED_AT,
@@ -355,16 +352,11 @@ async def abort(
         function_name, (), kwargs, 0, enqueued_ms, False, cancelled, 0, now_ms, f"{job_id}:{function_name}",
         keys.queue_key(queue), job_id=job_id, serializer=job_serializer,
     )  # fmt: skip
+    job = JobKeys(job_id)
     script_keys = [
-        job_key_prefix + job_id,
-        in_progress_key_prefix + job_id,
-        keys.queue_key(queue),
-        result_key_prefix + job_id,
-        retry_key_prefix + job_id,
-        keys.job_record(job_id),
-        keys.job_events(job_id),
+        job.definition, job.in_progress, keys.queue_key(queue), job.result, job.retry, job.record, job.events,
         abort_jobs_ss,
-    ]
+    ]  # fmt: skip
     args: list[str | int | bytes] = [job_id, result or b"", result_ttl_s * 1000, now_ms, keys.ABORT_CHANNEL]
     outcome: bytes = await ABORT.run(redis, script_keys, args)
     return outcome.decode()  # type: ignore[return-value]  # one of the script's four answers

@@ -9,17 +9,12 @@ from typing import Any
 
 import orjson
 from arq.connections import ArqRedis
-from arq.constants import (
-    in_progress_key_prefix,
-    job_key_prefix,
-    result_key_prefix,
-    retry_key_prefix,
-)
 from redis.asyncio.client import Pipeline
 
 from service.auth import User
-from service.core import keys
+from service.core import indexes, keys
 from service.core.exceptions import BadCursor, JobNotFound, NotOwner
+from service.core.indexes import JobFilter, JobKeys
 from service.core.keys import DEFAULT_QUEUE
 from service.core.record import LUA_QUEUE_KEY, Field, lua, try_error_field
 from service.core.scripts import LuaScript, run_pipeline
@@ -117,14 +112,8 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('EXIS
 
 
 def _queue_reads(pipe: Pipeline, job_id: str) -> None:
-    script_keys = [
-        job_key_prefix + job_id,
-        result_key_prefix + job_id,
-        in_progress_key_prefix + job_id,
-        retry_key_prefix + job_id,
-        keys.job_record(job_id),
-    ]
-    READ.queue(pipe, script_keys, [job_id])
+    job = JobKeys(job_id)
+    READ.queue(pipe, [job.definition, job.result, job.in_progress, job.retry, job.record], [job_id])
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,16 +246,10 @@ async def iterate_snapshots(redis: ArqRedis, index: str) -> AsyncIterator[Snapsh
 
 async def forget_job(redis: ArqRedis, view: JobView) -> None:
     """Delete a finished job: its result, record and every listing entry (arq's keys of a running job stay)."""
+    job = JobKeys(view.id)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(result_key_prefix + view.id, keys.job_record(view.id))
-        pipe.zrem(keys.ALL_JOBS_INDEX, view.id)
-        pipe.zrem(keys.FAILED_INDEX, view.id)
-        pipe.zrem(keys.kind_index(view.name), view.id)
-        pipe.zrem(keys.queue_index(view.queue), view.id)
-        pipe.zrem(keys.IDS_INDEX, view.id)
-        if view.owner is not None:
-            pipe.zrem(keys.user_jobs_index(view.owner), view.id)
-            pipe.zrem(keys.user_failed_index(view.owner), view.id)
+        pipe.delete(job.result, job.record)
+        indexes.forget(pipe, view)
         await pipe.execute()
 
 
@@ -319,13 +302,8 @@ return {false, redis.call('EXISTS', KEYS[2]), redis.call('ZSCORE', queue_key(KEY
 async def read_task_state(redis: ArqRedis, job_id: str, user: User | None) -> TaskState:
     """The status alone, for the most polled read of the API: the same keys and table as `read_job`, but no job
     definition to decode, no record to read beyond its owner, and no full view to build."""
-    script_keys = [
-        result_key_prefix + job_id,
-        in_progress_key_prefix + job_id,
-        retry_key_prefix + job_id,
-        job_key_prefix + job_id,
-        keys.job_record(job_id),
-    ]
+    job = JobKeys(job_id)
+    script_keys = [job.result, job.in_progress, job.retry, job.definition, job.record]
     replies = await TASK_STATE.run(redis, script_keys, [job_id])
     raw_result, in_progress, score, tries, has_definition, owner, error_type, error_message = replies
     outcome = _outcome(job_id, raw_result, bool(has_definition), in_progress, score, tries)
@@ -356,40 +334,6 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         return int(score), job_id
     except (ValueError, UnicodeDecodeError) as e:
         raise BadCursor("invalid cursor") from e
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """What `GET /jobs` keeps of the index it pages through: a status, a kind, a queue, an owner, and an index score
-    range (µs; an enqueue time, or for the failed-jobs index the time it failed)."""
-
-    status: Status | None = None
-    name: str | None = None
-    queue: str | None = None
-    owner: str | None = None
-    since_us: int | None = None
-    until_us: int | None = None
-
-    def keeps(self, view: JobView) -> bool:
-        return (
-            (self.status is None or view.status is self.status)
-            and (self.name is None or view.name == self.name)
-            and (self.queue is None or view.queue == self.queue)
-            and (self.owner is None or view.owner == self.owner)
-        )
-
-
-def index_for(where: JobFilter) -> str:
-    """The index that holds only what `where` asks for, as far as one index can: then no entry read is wasted."""
-    if where.status is Status.FAILURE:  # kept for FAILED_TTL in an index of their own, however many jobs ran since
-        return keys.FAILED_INDEX if where.owner is None else keys.user_failed_index(where.owner)
-    if where.owner is not None:
-        return keys.user_jobs_index(where.owner)
-    if where.name is not None:
-        return keys.kind_index(where.name)
-    if where.queue is not None:
-        return keys.queue_index(where.queue)
-    return keys.ALL_JOBS_INDEX
 
 
 async def _index_batch(

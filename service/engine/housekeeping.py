@@ -10,7 +10,7 @@ from typing import Any
 
 from arq.cron import cron
 
-from service.core import keys
+from service.core import indexes, keys
 from service.core.enqueue import JOB_EXPIRES_MS, RECORD_MARGIN_S
 from service.engine.runtime import ENGINE
 from service.kinds import reports
@@ -20,9 +20,6 @@ from service.settings import Settings, get_settings
 def _settings(ctx: dict[str, Any]) -> Settings:
     engine = ctx.get(ENGINE)
     return engine.settings if engine is not None else get_settings()
-
-
-TRIM_BATCH = 1000
 
 
 async def trim_job_index(ctx: dict[str, Any]) -> int:
@@ -39,28 +36,8 @@ async def trim_job_index(ctx: dict[str, Any]) -> int:
     # arq names a cron job's function `cron:<name>`: a recurring kind's runs are indexed under the kind's name.
     names = sorted({name.removeprefix("cron:") for name in engine.functions}) if engine is not None else []
     queues = engine.queues if engine is not None else [keys.DEFAULT_QUEUE]
-    removed = 0
-    while expired := await redis.zrangebyscore(keys.ALL_JOBS_INDEX, "-inf", cutoff, start=0, num=TRIM_BATCH):
-        failed = await redis.zmscore(keys.FAILED_INDEX, expired)
-        gone = [job_id for job_id, kept in zip(expired, failed, strict=True) if kept is None]
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(keys.ALL_JOBS_INDEX, *expired)
-            if gone:
-                pipe.zrem(keys.IDS_INDEX, *gone)
-            await pipe.execute()
-        removed += len(expired)
-    # Failures are indexed by the time they ended, and kept for FAILED_TTL.
     failed_cutoff = now_us - settings.failed_ttl * 1_000_000
-    while expired := await redis.zrangebyscore(keys.FAILED_INDEX, "-inf", failed_cutoff, start=0, num=TRIM_BATCH):
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(keys.FAILED_INDEX, *expired)
-            pipe.zrem(keys.IDS_INDEX, *expired)
-            await pipe.execute()
-    async with redis.pipeline(transaction=False) as pipe:
-        for index in [*map(keys.kind_index, names), *map(keys.queue_index, queues)]:
-            pipe.zremrangebyscore(index, "-inf", cutoff)
-        await pipe.execute()
-    return removed
+    return await indexes.trim(redis, names, queues, cutoff, failed_cutoff)
 
 
 async def remove_expired_reports(ctx: dict[str, Any]) -> int:

@@ -14,8 +14,9 @@ import logging
 import random
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from arq import Retry
 from arq.connections import ArqRedis
@@ -25,24 +26,47 @@ from arq.worker import Function, func
 from pydantic import BaseModel, ValidationError
 from redis.asyncio.client import Pipeline
 
-from service.core import events, keys, tracing
+from service.core import events, indexes, keys, tracing
 from service.core.enqueue import RECORD_MARGIN_S
 from service.core.failures import JobAborted, PermanentFailure, TransientFailure, public_error
 from service.core.record import Field, try_error_field, try_field
 from service.core.tracing import Tracing
+from service.engine.take import Claimed
 from service.kinds import JobContext, Kind, Kinds
 from service.kinds.declare import Backoff
 from service.kinds.schedule import parse_cron
 from service.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from service.engine.worker import ServiceWorker
 
 logger = logging.getLogger(__name__)
 
 # The key of arq's ctx under which `ServiceWorker` puts itself: the one thing the wrapper reads from ctx besides
 # arq's own job_id and job_try.
 ENGINE = "fastapi_arq_jobs.engine"
+
+
+class Engine(Protocol):
+    """What the job wrapper asks of the worker that runs it (`ServiceWorker`; none on a plain arq worker): the seam
+    between the two ends of a try, typed, so the wrapper reaches nothing else of the worker."""
+
+    worker_id: str
+    settings: Settings
+    tracing: Tracing | None
+
+    def claimed(self, job_id: str) -> Claimed | None:
+        """What the take script did for the job as it claimed it (None for a job claimed otherwise)."""
+
+    def abort_pending(self, job_id: str) -> bool:
+        """Whether an abort of the job reached the worker before its code started."""
+
+    def send(self, commands: Callable[[Pipeline], object]) -> Awaitable[list[Any]]:
+        """Bookkeeping commands, batched with other jobs' into one round trip; their replies."""
+
+    def try_started(self) -> None: ...
+
+    def queue_waited(self, name: str, waited_s: float) -> None: ...
+
+    def try_ended(self, job_id: str, name: str, outcome: str, duration_s: float, traceback: str | None) -> None:
+        """Count the try; a FAILURE's traceback is kept with the job by the finish transaction."""
 
 
 def backoff_s(backoff: Backoff, job_try: int, scale: float = 1.0) -> float:
@@ -56,7 +80,7 @@ async def _record_start(
     job_id: str,
     attempt: int,
     redis: ArqRedis,
-    engine: "ServiceWorker | None",
+    engine: Engine | None,
     settings: Settings,
     name: str,
     enqueue_time: datetime | None,
@@ -77,7 +101,7 @@ async def _record_start(
         events.announce(pipe, job_id)
 
     if engine is not None:
-        (enqueued_at, abort_requested, owner), _, _ = await engine.batcher.send(commands)
+        (enqueued_at, abort_requested, owner), _, _ = await engine.send(commands)
     else:
         async with redis.pipeline(transaction=False) as pipe:
             commands(pipe)
@@ -90,10 +114,7 @@ async def _record_start(
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hset(record_key, mapping={Field.NAME: name, Field.ENQUEUED_AT: enqueued_ms})
             pipe.expire(record_key, settings.result_ttl + RECORD_MARGIN_S)
-            pipe.zadd(keys.ALL_JOBS_INDEX, {job_id: enqueued_ms * 1000})
-            pipe.zadd(keys.kind_index(name), {job_id: enqueued_ms * 1000})
-            pipe.zadd(keys.queue_index(keys.DEFAULT_QUEUE), {job_id: enqueued_ms * 1000})
-            pipe.zadd(keys.IDS_INDEX, {job_id: 0})
+            indexes.list_job(pipe, job_id, name, keys.DEFAULT_QUEUE, enqueued_ms * 1000)
             await pipe.execute()
     return abort_requested is not None, owner.decode() if owner else None
 
@@ -139,7 +160,7 @@ class _Run:
 
     def __init__(self, kind: Kind[Any, Any], ctx: dict[str, Any]) -> None:
         self.kind = kind
-        self.engine: ServiceWorker | None = ctx.get(ENGINE)
+        self.engine: Engine | None = ctx.get(ENGINE)
         self.settings = self.engine.settings if self.engine else get_settings()
         self.redis = ctx["redis"]
         self.job_id: str = ctx["job_id"]
@@ -158,12 +179,12 @@ class _Run:
             aborted, owner = await _record_start(
                 self.job_id, self.attempt, self.redis, self.engine, self.settings, self.kind.name, self.enqueue_time
             )
-        if self.engine is not None and self.engine.aborts.pending(self.job_id):
+        if self.engine is not None and self.engine.abort_pending(self.job_id):
             aborted = True
         if aborted:
             raise JobAborted("the job was aborted before it started")
         if self.engine is not None and self.due_ms:
-            self.engine.metrics.add_wait(self.kind.name, self.waited_s())
+            self.engine.queue_waited(self.kind.name, self.waited_s())
         return JobContext(self.job_id, self.attempt, self.settings, self.redis, owner=owner, name=self.kind.name)
 
     def waited_s(self) -> float:
@@ -184,9 +205,9 @@ class _Run:
     def finish(self, error: BaseException | None, duration_s: float) -> None:
         outcome = _outcome(error)
         if self.engine is not None:
-            self.engine.count(self.kind.name, outcome, duration_s)
-            if outcome == "failure" and error is not None:
-                self.engine.note_failure(self.job_id, "".join(traceback.format_exception(error)))
+            failed = outcome == "failure" and error is not None
+            trace = "".join(traceback.format_exception(error)) if failed and error is not None else None
+            self.engine.try_ended(self.job_id, self.kind.name, outcome, duration_s, trace)
         level = logging.WARNING if outcome == "failure" else logging.INFO
         fields = {"job_id": self.job_id, "job_name": self.kind.name, "job_try": self.attempt}
         extra = {
@@ -200,7 +221,7 @@ class _Run:
 
 async def _attempt(kind: Kind[Any, Any], job_run: _Run, kwargs: dict[str, Any]) -> Any:
     if job_run.engine is not None:
-        job_run.engine.stats["running"] += 1
+        job_run.engine.try_started()
     started = time.perf_counter()
     error: BaseException | None = None
     try:
@@ -212,9 +233,6 @@ async def _attempt(kind: Kind[Any, Any], job_run: _Run, kwargs: dict[str, Any]) 
             raise
         raise error from e
     finally:
-        if job_run.engine is not None:
-            job_run.engine.stats["running"] -= 1
-            job_run.engine.stats["done"] += 1
         job_run.finish(error, round(time.perf_counter() - started, 6))
 
 

@@ -27,7 +27,7 @@ import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -36,19 +36,17 @@ from arq.connections import ArqRedis
 from arq.constants import (
     abort_jobs_ss,
     health_check_key_suffix,
-    in_progress_key_prefix,
-    job_key_prefix,
-    result_key_prefix,
-    retry_key_prefix,
 )
 from arq.typing import SecondsTimedelta, StartupShutdown
 from arq.utils import to_ms, to_seconds
 from arq.worker import Worker
+from redis.asyncio.client import Pipeline
 
-from service.core import events, keys
+from service.core import events, indexes, keys
 from service.core.connections import check_sentinels, close_redis, sync_redis, uses_sentinel, worker_redis
 from service.core.counters import MetricsBuffer
 from service.core.enqueue import RECORD_MARGIN_S
+from service.core.indexes import JobKeys
 from service.core.record import Field
 from service.core.serialization import job_deserializer
 from service.core.status import ABORT_ERROR_TYPES
@@ -58,7 +56,7 @@ from service.engine import compat, heartbeat, wakeup
 from service.engine.aborts import Aborts
 from service.engine.batching import CommandBatcher
 from service.engine.claims import CLAIM_TTL_S, ClaimKeeper
-from service.engine.runtime import ENGINE
+from service.engine.runtime import ENGINE, Engine
 from service.engine.take import Claimed, take
 from service.settings import Settings, get_settings
 
@@ -150,12 +148,24 @@ class ServiceWorker(Worker):
         """What the take script did for `job_id` as it claimed it (None for a job claimed otherwise)."""
         return self._claimed.get(job_id)
 
-    def count(self, name: str, outcome: str, duration_s: float) -> None:
-        self.metrics.add(name, outcome, duration_s)
+    def abort_pending(self, job_id: str) -> bool:
+        return self.aborts.pending(job_id)
 
-    def note_failure(self, job_id: str, traceback: str) -> None:
-        """The job's try ends FAILURE: arq's finish transaction keeps it for FAILED_TTL (`finish_job`)."""
-        self._failures[job_id] = traceback
+    def send(self, commands: Callable[[Pipeline], object]) -> "asyncio.Future[list[Any]]":
+        return self.batcher.send(commands)
+
+    def try_started(self) -> None:
+        self.stats["running"] += 1
+
+    def queue_waited(self, name: str, waited_s: float) -> None:
+        self.metrics.add_wait(name, waited_s)
+
+    def try_ended(self, job_id: str, name: str, outcome: str, duration_s: float, traceback: str | None) -> None:
+        self.stats["running"] -= 1
+        self.stats["done"] += 1
+        self.metrics.add(name, outcome, duration_s)
+        if traceback is not None:  # the try ends FAILURE: arq's finish transaction keeps it (`finish_job`)
+            self._failures[job_id] = traceback
 
     def wake(self) -> None:
         self._wake.set()
@@ -316,7 +326,8 @@ class ServiceWorker(Worker):
         """arq's `Worker.finish_job` (arq 0.28), on the queue the job was taken from rather than `queue_name`."""
         async with self.pool.pipeline(transaction=True) as tr:
             delete_keys = []
-            in_progress_key = in_progress_key_prefix + job_id
+            job = JobKeys(job_id)
+            in_progress_key = job.in_progress
             if keep_in_progress is None:
                 delete_keys += [in_progress_key]
             else:
@@ -330,10 +341,10 @@ class ServiceWorker(Worker):
                     expire = None if keep_result_forever else result_timeout_s
                     if failed:
                         expire = self.settings.failed_ttl
-                    tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+                    tr.set(job.result, result_data, px=to_ms(expire))
                 if failed:
                     self._keep_failure(tr, job_id, traceback)
-                delete_keys += [retry_key_prefix + job_id, job_key_prefix + job_id]
+                delete_keys += [job.retry, job.definition]
                 tr.zrem(abort_jobs_ss, job_id)
                 tr.zrem(queue, job_id)
                 self._queue_webhook(tr, job_id)
@@ -346,16 +357,15 @@ class ServiceWorker(Worker):
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
         """arq's `Worker.finish_failed_job` (arq 0.28), on the queue the job was taken from."""
         async with self.pool.pipeline(transaction=True) as tr:
-            tr.delete(retry_key_prefix + job_id, in_progress_key_prefix + job_id, job_key_prefix + job_id)
+            job = JobKeys(job_id)
+            tr.delete(job.retry, job.in_progress, job.definition)
             tr.zrem(abort_jobs_ss, job_id)
             tr.zrem(self._queue_of(job_id), job_id)
             keep_result = self.keep_result_forever or self.keep_result_s > 0
             failed = result_data is not None and _is_failure(result_data)
             if result_data is not None and keep_result:
                 expire = 0 if self.keep_result_forever else self.keep_result_s
-                tr.set(
-                    result_key_prefix + job_id, result_data, px=to_ms(self.settings.failed_ttl if failed else expire)
-                )
+                tr.set(job.result, result_data, px=to_ms(self.settings.failed_ttl if failed else expire))
             if failed:
                 self._keep_failure(tr, job_id, "")
             self._queue_webhook(tr, job_id)
@@ -372,18 +382,12 @@ class ServiceWorker(Worker):
         """In the finish transaction of a job that ended FAILURE: its record and its places in the failed-jobs
         indexes live for FAILED_TTL, however many jobs run after it."""
         ttl_s = self.settings.failed_ttl
-        now_us = int(time.time() * 1_000_000)
         record = keys.job_record(job_id)
         if traceback:
             tr.hset(record, Field.TRACEBACK, traceback)
         tr.expire(record, ttl_s + RECORD_MARGIN_S)
-        tr.zadd(keys.FAILED_INDEX, {job_id: now_us})
         claimed = self._claimed.get(job_id)
-        if claimed is not None and claimed.owner:
-            index = keys.user_failed_index(claimed.owner)
-            tr.zadd(index, {job_id: now_us})
-            tr.zremrangebyscore(index, "-inf", now_us - ttl_s * 1_000_000)
-            tr.expire(index, ttl_s)
+        indexes.list_failure(tr, job_id, claimed.owner if claimed else None, time.time_ns() // 1000, ttl_s)
 
     def _queue_of(self, job_id: str) -> str:
         claimed = self._claimed.get(job_id)
@@ -435,3 +439,8 @@ def _log_lost_announcement(future: "asyncio.Future[list[Any]]") -> None:
 def use_uvloop() -> None:
     """Run the worker on uvloop, as uvicorn runs the web app: arq takes the policy's loop when it starts."""
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _is_an_engine(worker: ServiceWorker) -> Engine:
+    """Never called: mypy checks here that the worker is what the job wrapper asks for (`runtime.Engine`)."""
+    return worker

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from service.core import keys
 from service.core.exceptions import BadCursor
-from service.core.reads import JobFilter, decode_cursor, encode_cursor, index_for
+from service.core.indexes import JobFilter, index_for
+from service.core.reads import decode_cursor, encode_cursor
 from service.core.status import Status
 from service.core.views import JobView
 from service.engine.runtime import backoff_s

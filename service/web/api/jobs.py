@@ -11,11 +11,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from service.core.control import Submit, abort_job, delete_job, retry_all, run_again
 from service.core.events import job_events
 from service.core.exceptions import NotAuthenticated, NotOwner
+from service.core.indexes import JobFilter, index_for
 from service.core.reads import (
-    JobFilter,
     check_visible,
     find_by_prefix,
-    index_for,
     list_jobs,
     read_snapshot,
     read_visible_job,
