@@ -13,7 +13,7 @@ help:
 	@echo "make test-fast  the edit-and-test loop: unit and integration tests, no outages, processes or browser"
 	@echo "make coverage   the whole suite under coverage (the processes it starts too)"
 	@echo "make lint       ruff check + ruff format --check"
-	@echo "make typecheck  mypy --strict on service/ and worker_settings.py"
+	@echo "make typecheck  mypy --strict on service/, worker_settings.py and tests/"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      benchmarks against the Celery tutorial stack and bare arq"
 
@@ -56,7 +56,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy service worker_settings.py
+	$(BIN)/mypy service worker_settings.py tests
 
 # QUICK=1: one run of each, under two minutes. Needs wrk (apt-get install wrk).
 bench: $(STAMP)

@@ -157,7 +157,7 @@ async def worker(arq_pool: ArqRedis, settings: Settings) -> AsyncIterator[Callab
             "queues": worker_settings.worker_queues or queues_of(kinds),
             **kwargs,
         }
-        w = ServiceWorker(**{**get_kwargs(WorkerSettings), **options})
+        w = ServiceWorker(**{**get_kwargs(WorkerSettings), **options})  # type: ignore[arg-type]  # arq's stubs want its own settings base
         workers.append(w)
         run_main = w.main
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, Request, expect
 
 from service.auth import create_token
 from tests.e2e.conftest import Proc
@@ -171,7 +171,12 @@ def test_dashboard_retry_all_failed_and_delete(
     page.get_by_role("button", name="Show").click()
     expect(page.locator("#failed tr")).to_have_count(3)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+
+    def answer(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
     page.get_by_role("button", name="Retry all failed").click()
     expect(page.get_by_role("status")).to_have_text("3 failed jobs queued again")
     expect(page.locator("#failed tr")).to_have_count(6, timeout=20_000)  # the retries bounced too
@@ -210,9 +215,12 @@ def test_a_hundred_tasks_at_once_in_one_row(
     url = start_web()
     start_worker()
     batches: list[int] = []
-    page.on(
-        "request", lambda r: batches.append(len(r.post_data_json["jobs"])) if r.url.endswith("/jobs/batch") else None
-    )
+
+    def note(request: Request) -> None:
+        if request.url.endswith("/jobs/batch"):
+            batches.append(len((request.post_data_json or {})["jobs"]))
+
+    page.on("request", note)
     page.goto(url + "/")
     page.get_by_role("button", name="100 at once").click()
     row = page.locator("#jobs tr")

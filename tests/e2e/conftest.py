@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
 
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = READY_TIMEOUT_S) -> object:
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = READY_TIMEOUT_S) -> Any:
     """Poll `predicate` until truthy. The deadline is a hang guard, not a speed check."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
@@ -102,10 +103,10 @@ def worker_beats(env: dict[str, str], pid: int) -> bool:
     One Redis read, not an interpreter started per look (as `arq --check` would be)."""
     settings = Settings(
         redis_url=env["REDIS_URL"],
-        redis_sentinels=env.get("REDIS_SENTINELS", ""),  # type: ignore[arg-type]  # a comma-separated string
+        redis_sentinels=env.get("REDIS_SENTINELS", ""),  # a comma-separated string, as the environment has it
         redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER", "mymaster"),
     )
-    client = sync_redis(settings)
+    client: Any = sync_redis(settings)  # redis-py types sync replies as Awaitable | Any
     try:
         infos = client.mget([keys.worker_info(member.decode()) for member in client.zrange(keys.WORKERS_ZSET, 0, -1)])
     except redis.RedisError:

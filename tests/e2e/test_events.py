@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ def test_a_report_streams_to_its_end(
 def test_the_subscription_closes_when_the_client_goes_away(start_web: Callable[[], str], env: dict[str, str]) -> None:
     url = start_web()  # no worker: the job stays PENDING and the stream stays open
     job_id = httpx.post(f"{url}/tasks", json={"type": 1}).json()["task_id"]
-    client = redis.Redis.from_url(env["REDIS_URL"])
+    client: Any = redis.Redis.from_url(env["REDIS_URL"])  # redis-py types sync replies as Awaitable | Any
     channel = keys.job_events(job_id)
     with httpx.stream("GET", f"{url}/jobs/{job_id}/events", timeout=30) as response:
         stream = events(response)  # held: dropping the iterator would close the response
@@ -68,7 +69,7 @@ def test_a_finished_job_streams_its_view_without_subscribing(
     start_worker()
     job_id = httpx.post(f"{url}/tasks", json={"type": 0}).json()["task_id"]
     wait_until(lambda: httpx.get(f"{url}/tasks/{job_id}").json()["task_status"] == "SUCCESS", "the job to end")
-    client = redis.Redis.from_url(env["REDIS_URL"])
+    client: Any = redis.Redis.from_url(env["REDIS_URL"])  # redis-py types sync replies as Awaitable | Any
     client.config_resetstat()
     with httpx.stream("GET", f"{url}/jobs/{job_id}/events", timeout=30) as response:
         assert [e["status"] for e in events(response)] == ["SUCCESS"]

@@ -34,7 +34,7 @@ def wait_status(url: str, job_id: str, wanted: str, bound_s: float = 30, **extra
         ok = current["status"] == wanted and all(current[k] == v for k, v in extra.items())
         return current if ok else None
 
-    return wait_until(reached, f"job {job_id} to be {wanted} {extra}", bound_s)  # type: ignore[return-value]
+    return wait_until(reached, f"job {job_id} to be {wanted} {extra}", bound_s)
 
 
 def notify(url: str, n: int = 1) -> list[str]:
@@ -76,7 +76,7 @@ def test_kill_9_mid_job(
     # When the second try started is read from the job itself: a poller slowed by a loaded machine may see it only
     # after its 5 s run, and the bound is on the worker, not on the poller.
     rerun = wait_until(second_try, f"job {job_id}'s second try", RERUN_BOUND_S + 15)
-    rerun_after_s = datetime.fromisoformat(rerun["started_at"]).timestamp() - killed  # type: ignore[index, arg-type]
+    rerun_after_s = datetime.fromisoformat(rerun["started_at"]).timestamp() - killed
     assert rerun_after_s < RERUN_BOUND_S + 5
     who = "second worker" if second_worker else "restarted worker"
     report(f"kill -9 ({who}): running again {rerun_after_s:.1f} s after the kill")
@@ -196,7 +196,7 @@ class Boom:
         self.marker = marker
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+        return (Path.touch, (str(self.marker),))
 
 
 def test_a_planted_pickle_never_runs(

@@ -17,7 +17,7 @@ def wait_for_status(url: str, task_id: str, wanted: str) -> dict[str, object]:
         body = httpx.get(f"{url}/tasks/{task_id}").json()
         return body if body["task_status"] == wanted else None
 
-    return wait_until(done, f"task {task_id} to reach {wanted}")  # type: ignore[return-value]
+    return wait_until(done, f"task {task_id} to reach {wanted}")
 
 
 def test_a_task_runs_end_to_end(start_web: Callable[[], str], start_worker: Callable[[], Proc]) -> None:

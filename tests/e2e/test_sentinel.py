@@ -56,7 +56,7 @@ class Topology:
 
 
 def _replicas_known(topology: Topology) -> bool:
-    client = redis.Redis(port=topology.primary.port, socket_timeout=1)
+    client: Any = redis.Redis(port=topology.primary.port, socket_timeout=1)  # sync replies: Awaitable | Any
     try:
         synced = client.info("replication").get("slave0", {}).get("state") == "online"
     finally:
@@ -159,6 +159,7 @@ def test_a_failover_loses_no_accepted_job(
     old_port = topology.primary.port
     assert topology.master_port() == old_port
     killed_at = time.monotonic()
+    assert topology.primary.process is not None
     topology.primary.process.kill()  # kill -9
     topology.primary.process.wait()
     wait_until(lambda: topology.master_port() == topology.replica.port, "the Sentinels to promote the replica", 30)

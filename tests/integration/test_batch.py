@@ -56,7 +56,13 @@ async def test_one_bad_job_is_a_422_naming_its_index_and_nothing_is_queued(
     unknown = await client.post("/jobs/batch", json={"jobs": [sleep(), {"name": "no_such_kind", "args": {}}]})
     assert unknown.status_code == 422
     assert unknown.json()["detail"][0]["loc"][:3] == ["body", "jobs", 1]
-    for body in ({"jobs": []}, {"jobs": [sleep()] * 1001}, {"jobs": sleep()}, {"jobs": [sleep()], "extra": 1}):
+    bodies: list[dict[str, Any]] = [
+        {"jobs": []},
+        {"jobs": [sleep()] * 1001},
+        {"jobs": sleep()},
+        {"jobs": [sleep()], "extra": 1},
+    ]
+    for body in bodies:
         assert (await client.post("/jobs/batch", json=body)).status_code == 422
     refused = await client.post(
         "/jobs/batch", json={"jobs": [sleep(), {**sleep(), "callback_url": "http://169.254.169.254/"}]}

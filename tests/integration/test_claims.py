@@ -1,6 +1,8 @@
 """The claim keeper renews the claims of a worker's running jobs, but not for a worker whose event loop has been
 blocked past the longest job timeout: those jobs are then left to run again elsewhere."""
 
+from typing import Any
+
 import redis
 
 from service.dev.server import ValkeyServer
@@ -12,7 +14,7 @@ CLAIM = "arq:in-progress:j1"
 def test_claims_are_renewed_while_the_loop_answers_and_left_to_expire_once_it_is_stalled(
     redis_server: ValkeyServer,
 ) -> None:
-    client = redis.Redis.from_url(redis_server.url)
+    client: Any = redis.Redis.from_url(redis_server.url)  # redis-py types sync replies as Awaitable | Any
     stalled_for = [0.0]
     keeper = ClaimKeeper(lambda: redis.Redis.from_url(redis_server.url), lambda: stalled_for[0], stall_limit_s=310)
     keeper.hold("j1")

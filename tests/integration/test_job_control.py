@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as sync_redis
@@ -26,7 +27,7 @@ from tests.conftest import make_settings, run_until
 from tests.integration.helpers import auth
 
 
-async def status_of(client: AsyncClient, job_id: str, headers: dict[str, str] | None = None) -> dict[str, object]:
+async def status_of(client: AsyncClient, job_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     response = await client.get(f"/jobs/{job_id}", headers=headers)
     assert response.status_code == 200, response.text
     return response.json()

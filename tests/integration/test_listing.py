@@ -5,6 +5,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
@@ -23,7 +24,7 @@ async def page_through(client: AsyncClient, headers: dict[str, str], **params: o
     seen: list[dict[str, object]] = []
     cursor = None
     while True:
-        query = {**params, "limit": 100, **({"cursor": cursor} if cursor else {})}
+        query: dict[str, Any] = {**params, "limit": 100, **({"cursor": cursor} if cursor else {})}
         response = await client.get("/jobs", params=query, headers=headers)
         assert response.status_code == 200, response.text
         body = response.json()

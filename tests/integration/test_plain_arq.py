@@ -62,6 +62,7 @@ async def plain_worker(plain_env: None, settings: Settings, arq_pool: ArqRedis) 
             keep_result=settings.result_ttl,
             **kwargs,
         )
+        assert isinstance(w, Worker)
         assert type(w) is PlainWorker
         workers.append(w)
         return w

@@ -83,7 +83,8 @@ async def test_an_abort_before_the_claim_wins_and_one_after_it_is_the_workers(ar
     claimed = (await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)).job_id
     assert (await claim(arq_pool, ["default"], free=5))[0] == [claimed]
     assert await abort(arq_pool, claimed, "run_sleep_task", {"type": 0}, 0, 60) == "running"
-    assert await arq_pool.hget(keys.job_record(claimed), Field.ABORT_REQUESTED) is not None  # the worker reads it
+    abort_requested = await arq_pool.hget(keys.job_record(claimed), Field.ABORT_REQUESTED)  # type: ignore[misc]
+    assert abort_requested is not None  # the worker reads it as the job starts
     assert await abort(arq_pool, "f" * 32, "run_sleep_task", {}, 0, 60) == "missing"
 
 

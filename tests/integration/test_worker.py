@@ -204,7 +204,7 @@ async def test_a_worker_hears_aborts_before_it_takes_its_first_job(
         seen.append(await arq_pool.pubsub_numsub(keys.ABORT_CHANNEL, keys.WAKEUP_CHANNEL))
         raise asyncio.CancelledError  # ends the worker's main() here: the check is all this test wants
 
-    w._hooks["startup"] = look
+    w._hooks["startup"] = look  # type: ignore[attr-defined]  # the fixture's worker is a ServiceWorker
     with pytest.raises(asyncio.CancelledError):
         await w.main()
     assert seen == [[(keys.ABORT_CHANNEL.encode(), 1), (keys.WAKEUP_CHANNEL.encode(), 1)]]

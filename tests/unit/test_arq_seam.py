@@ -29,7 +29,7 @@ async def test_worker_settings_selects_the_subclass_and_patches_nothing_else() -
     import worker_settings
 
     assert arq.worker.Worker is ServiceWorker  # what arq's CLI builds
-    assert isinstance(create_worker(worker_settings.WorkerSettings), ServiceWorker)
+    assert isinstance(create_worker(worker_settings.WorkerSettings), ServiceWorker)  # type: ignore[arg-type]  # arq's stubs want its own base class
     base = ServiceWorker.__mro__[1]
     assert base.__module__ == "arq.worker"
     # arq's own code is arq's: its poll loop and its methods are the originals.
@@ -40,7 +40,7 @@ async def test_worker_settings_selects_the_subclass_and_patches_nothing_else() -
 
 async def test_a_cancellation_dropped_inside_an_iteration_still_ends_the_worker_loop() -> None:
     never_connected = ArqRedis(connection_pool=ConnectionPool.from_url("redis://127.0.0.1:1/0"))
-    worker = ServiceWorker([arq.worker.func(asyncio.sleep, name="noop")], redis_pool=never_connected)
+    worker = ServiceWorker([arq.worker.func(asyncio.sleep, name="noop")], redis_pool=never_connected)  # type: ignore[arg-type]  # asyncio.sleep is overloaded
 
     async def loop() -> None:
         # As Python 3.11's asyncio.wait_for does when what it awaits completes in the same turn as the cancel.

@@ -9,7 +9,7 @@ from service.settings import DEV_REDIS_URL, Settings
 
 
 def test_defaults_never_point_at_the_machines_redis() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.redis_url == DEV_REDIS_URL
     assert ":6379" not in settings.redis_url
     assert settings.data_dir == Path("data")
@@ -35,7 +35,7 @@ def test_reads_the_contracts_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "fast"])
 def test_sleep_scale_must_be_a_finite_non_negative_number(value: str) -> None:
     with pytest.raises(ValidationError):
-        Settings(sleep_scale=value)  # type: ignore[arg-type]
+        Settings(sleep_scale=value)
 
 
 def test_the_development_key_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,10 +1,12 @@
 """The one table that maps arq's state to the contract's status words."""
 
+from typing import Any
+
 import pytest
 
 from service.core.status import TERMINAL_STATUSES, ArqState, Status, contract_status
 
-QUEUED = {"has_definition": True, "in_progress": False, "queued": True, "tries_started": 0}
+QUEUED: dict[str, Any] = {"has_definition": True, "in_progress": False, "queued": True, "tries_started": 0}
 
 
 @pytest.mark.parametrize(

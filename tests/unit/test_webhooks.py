@@ -9,7 +9,7 @@ from service.core.webhooks import Allowlist, CallbackRefused, check_callback, si
 from service.kinds.webhooks import MAX_ANSWER_BYTES, _answer_excerpt
 
 
-def resolver(*addresses: str):  # type: ignore[no-untyped-def]
+def resolver(*addresses: str):
     async def resolve(host: str, port: int) -> list[str]:
         return list(addresses)
 
