@@ -55,14 +55,25 @@ class MetricsBuffer:
         self.enqueued[name] += 1
 
     def add(self, name: str, outcome: str, duration_s: float) -> None:
+        """A try of `name` ran for `duration_s` and ended with `outcome`, as the job's own wrapper saw it. A
+        failure is counted by `add_failure` instead, where the job's FAILURE is written: a timeout, or a job arq
+        failed without running it, never reaches the wrapper as one."""
         bucket = next((f"{le:g}" for le in DURATION_BUCKETS if duration_s <= le), "+Inf")
-        self.outcomes[f"{name}|{outcome}"] += 1
         self.buckets[f"{name}|{bucket}"] += 1
         self.sums[f"{name}|sum"] += duration_s
+        if outcome == "failure":
+            return
+        self.outcomes[f"{name}|{outcome}"] += 1
         if outcome in TERMINAL_OUTCOMES:
             self.finished[int(time.time()) // 60] += 1
-        if outcome == "failure":
-            self.failed[int(time.time()) // 60] += 1
+
+    def add_failure(self, name: str) -> None:
+        """A job of `name` ended FAILURE, whatever ended it: its own code, a timeout, or arq (an unknown function, a
+        definition it cannot read, tries used up by crashes)."""
+        minute = int(time.time()) // 60
+        self.outcomes[f"{name}|failure"] += 1
+        self.finished[minute] += 1
+        self.failed[minute] += 1
 
     def take(self) -> "MetricsBuffer":
         """Hand over the counts and start again from zero."""

@@ -336,14 +336,16 @@ class ServiceWorker(Worker):
             traceback = self._failures.pop(job_id, "")
             if finish:
                 # A timeout fails the job outside its own code (no traceback noted): the result says so too.
-                failed = result_data is not None and _is_failure(result_data)
+                failed_name = _failed_function(result_data)
+                failed = failed_name is not None
                 if result_data:
                     expire = None if keep_result_forever else result_timeout_s
                     if failed:
                         expire = self.settings.failed_ttl
                     tr.set(job.result, result_data, px=to_ms(expire))
-                if failed:
+                if failed_name is not None:
                     self._keep_failure(tr, job_id, traceback)
+                    self.metrics.add_failure(failed_name)
                 delete_keys += [job.retry, job.definition]
                 tr.zrem(abort_jobs_ss, job_id)
                 tr.zrem(queue, job_id)
@@ -362,12 +364,14 @@ class ServiceWorker(Worker):
             tr.zrem(abort_jobs_ss, job_id)
             tr.zrem(self._queue_of(job_id), job_id)
             keep_result = self.keep_result_forever or self.keep_result_s > 0
-            failed = result_data is not None and _is_failure(result_data)
+            failed_name = _failed_function(result_data)
+            failed = failed_name is not None
             if result_data is not None and keep_result:
                 expire = 0 if self.keep_result_forever else self.keep_result_s
                 tr.set(job.result, result_data, px=to_ms(self.settings.failed_ttl if failed else expire))
-            if failed:
+            if failed_name is not None:  # arq failed it without running it: unknown, unreadable, out of tries
                 self._keep_failure(tr, job_id, "")
+                self.metrics.add_failure(failed_name)
             self._queue_webhook(tr, job_id)
             await tr.execute()
 
@@ -417,18 +421,26 @@ ServiceWorker.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
 )
 
 
-def _is_failure(result_data: bytes) -> bool:
-    """Whether arq's result record is a FAILURE: not a success, nor an abort (REVOKED)."""
+def _failed_function(result_data: bytes | None) -> str | None:
+    """The function name of arq's result record if it is a FAILURE (not a success, nor an abort: REVOKED); None
+    otherwise. An unreadable record is a failure of an unknown function."""
+    if result_data is None:
+        return None
     try:
         result = job_deserializer(result_data)
     except ValueError:
-        return True
+        return UNKNOWN_FUNCTION
     if not isinstance(result, dict):
-        return True
+        return UNKNOWN_FUNCTION
     if result.get("s"):
-        return False
+        return None
     error = result.get("r")
-    return not (isinstance(error, dict) and error.get("type") in ABORT_ERROR_TYPES)
+    if isinstance(error, dict) and error.get("type") in ABORT_ERROR_TYPES:
+        return None
+    return str(result.get("f") or UNKNOWN_FUNCTION)
+
+
+UNKNOWN_FUNCTION = "<unknown>"  # arq's own name for a job whose definition it could not read
 
 
 def _log_lost_announcement(future: "asyncio.Future[list[Any]]") -> None:

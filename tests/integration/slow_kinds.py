@@ -1,5 +1,7 @@
-"""A kind for the plugin's tests: it fails its first two tries with an hour's back-off before each retry, so only a
-runner that skips back-off finishes it today."""
+"""Kinds for tests: `busy_twice` fails its first two tries with an hour's back-off before each retry, so only a
+runner that skips back-off finishes it today; `times_out` runs past its timeout."""
+
+import asyncio
 
 from pydantic import BaseModel
 
@@ -15,3 +17,8 @@ async def busy_twice(job: JobContext, args: Nothing) -> int:
     if job.attempt <= 2:
         raise TransientFailure("busy, come back in an hour")
     return job.attempt
+
+
+@job_kind(args=Nothing, description="Runs past its timeout", max_tries=1, timeout_s=0.05)
+async def times_out(job: JobContext, args: Nothing) -> None:
+    await asyncio.sleep(30)  # arq cancels it after 50 ms: a FAILURE that its own code never raised

@@ -17,6 +17,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.core import counters
+from service.core.enqueue import enqueue
 from service.dev.server import free_port
 from service.settings import Settings
 from tests.conftest import run_until
@@ -62,6 +63,31 @@ async def test_metrics_count_every_outcome(
     assert got[("arqjobs_job_duration_seconds_bucket", (*task, ("le", "+Inf")))] == 3
     assert got[("arqjobs_queue_depth", (("queue", "default"),))] == 0
     assert got[("arqjobs_jobs_in_progress", ())] == 0
+
+
+async def test_failed_total_counts_every_failure_whatever_ended_the_job(
+    client: AsyncClient, worker: Callable[..., Worker], settings: Settings, arq_pool: ArqRedis
+) -> None:
+    await client.post("/send-notification/bounce@example.com")  # its own code: a PermanentFailure
+    await enqueue(arq_pool, "times_out", {}, record_ttl_s=60)  # arq's timeout, outside its code
+    await enqueue(arq_pool, "no_such_function", {}, record_ttl_s=60)  # arq: a function no worker knows
+    unreadable = (await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)).job_id
+    await arq_pool.set(f"arq:job:{unreadable}", b"\x80 not a definition")  # arq: one it cannot decode
+    w = worker(settings=settings.model_copy(update={"job_kinds": ["tests.integration.slow_kinds"]}))
+    await w.main()
+    await w.close()  # adds the worker's counts to Redis
+    got = samples((await client.get("/metrics")).text)
+    failed = {
+        dict(labels)["job"]: value for (name, labels), value in got.items() if name == "arqjobs_jobs_failed_total"
+    }
+    assert {job: n for job, n in failed.items() if n} == {
+        "send_notification": 1,
+        "times_out": 1,
+        "no_such_function": 1,
+        "<unknown>": 1,
+    }
+    completed = [value for (name, _), value in got.items() if name == "arqjobs_jobs_completed_total"]
+    assert not any(completed)  # none of them succeeded
 
 
 async def test_dashboard_data_is_for_admins(
