@@ -84,6 +84,12 @@ async def read_index() -> FileResponse:
     return FileResponse(STATIC / "index.html")
 
 
+@router.get("/favicon.ico")
+async def read_favicon() -> FileResponse:
+    """For the browsers that ask for it whatever the page says (and for the API docs' pages)."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+
 @router.get("/dashboard")
 async def read_dashboard() -> FileResponse:
     # The page itself is public; everything it shows comes from /dashboard/data, for admins only.

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -122,6 +123,19 @@ async def test_pages_are_served(client: AsyncClient) -> None:
         response = await client.get(path)
         assert response.status_code == 200 and marker in response.text, path
     assert "http" not in (await client.get("/")).text.split("<body>")[0].replace("http-equiv", "")  # no CDN
+
+
+async def test_the_api_docs_and_the_favicon_load_with_no_internet(client: AsyncClient) -> None:
+    for path in ("/docs", "/redoc"):
+        page = await client.get(path)
+        assert page.status_code == 200, path
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert len(assets) >= 2, (path, assets)  # the script, the favicon (and Swagger UI's stylesheet)
+        for asset in assets:
+            assert asset.startswith("/"), (path, asset)  # served here: nothing from a CDN
+            assert (await client.get(asset)).status_code == 200, asset
+    favicon = await client.get("/favicon.ico")
+    assert (favicon.status_code, favicon.headers["content-type"]) == (200, "image/svg+xml")
 
 
 async def test_a_running_worker_adds_its_counts_with_its_heartbeat(
