@@ -182,6 +182,9 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
     traceback, retried_as = record.get(Field.TRACEBACK), record.get(Field.RETRIED_AS)
     callback_url = record.get(Field.CALLBACK_URL)
     tries = _tries(record)
+    if status is Status.FAILURE and error is not None and tries and tries[-1].error is None:
+        # The try that ended the job: its error is the job's (the record keeps only retried tries' errors).
+        tries = (*tries[:-1], tries[-1].model_copy(update={"error": f"{error.type}: {error.message}"}))
     return Snapshot(
         view,
         view.name,

@@ -76,6 +76,8 @@ def test_a_job_s_detail_moves_live_found_by_its_prefix(
     # The charts have axes, values and the finished task.
     expect(page.locator("#chart-throughput text.tick").first).to_be_visible()
     expect(page.locator("#chart-throughput rect.s-ok").nth(1)).to_be_attached()
+    # Each legend says its series is per minute, and that its number is the latest minute's (not a total).
+    expect(page.locator("#chart-throughput text.legend").first).to_contain_text("per minute (last: ")
     screenshot(page, tmp_path, "dashboard-detail.png")
 
 

@@ -88,6 +88,14 @@ async def test_the_detail_lists_each_try_with_its_error(
     assert [t["error"] for t in view["tries"]] == ["TransientFailure: 451 mailbox busy, try again later"] * 2 + [None]
     assert all(t["worker"] for t in view["tries"])
     assert view["tries"][0]["started_at"] <= view["tries"][1]["started_at"] <= view["started_at"]
+    # The try that ended a job FAILURE shows that error too (the record keeps only retried tries' errors).
+    bounced = (await client.post("/send-notification/bounce@example.com")).json()["task_id"]
+    await worker().main()
+    failed = (await client.get(f"/jobs/{bounced}")).json()
+    assert failed["status"] == "FAILURE"
+    assert [t["error"] for t in failed["tries"]] == [
+        "PermanentFailure: 550 mailbox unavailable: the address does not exist"
+    ]
     # Lists stay lean: no tries there.
     listed = (await client.get("/jobs", headers=auth(settings, "root", admin=True))).json()["items"]
     assert "tries" not in listed[0]

@@ -73,10 +73,10 @@ function drawChart(svg, minutes, series, { decimals = 0 } = {}) {
     if (path) nodes.push(svgNode("path", { d: path, class: `line ${s.cls}` }));
   }
   let legendX = left;
-  for (const s of series) {  // the legend, with each series' latest value
+  for (const s of series) {  // the legend: each series is per minute, and its value in the latest minute
     const latest = [...s.values].reverse().find((v) => v !== null && v !== undefined);
     nodes.push(svgNode("rect", { x: legendX, y: 6, width: 10, height: 10, class: s.cls }));
-    const label = `${s.name}: ${formatValue(latest ?? null, decimals)}`;
+    const label = `${s.name} per minute (last: ${formatValue(latest ?? null, decimals)})`;
     nodes.push(svgNode("text", { x: legendX + 14, y: 15, class: "legend" }, label));
     legendX += 24 + label.length * 7;
   }
