@@ -50,7 +50,7 @@ async def plain_worker(plain_env: None, settings: Settings, arq_pool: ArqRedis) 
     workers: list[Worker] = []
 
     def make(**kwargs: Any) -> Worker:
-        w = PlainWorker(
+        w: Worker = PlainWorker(  # arq's own class, found at run time: typed as what it is
             functions(load_kinds()),
             redis_pool=web_redis(settings),
             burst=True,
@@ -62,7 +62,6 @@ async def plain_worker(plain_env: None, settings: Settings, arq_pool: ArqRedis) 
             keep_result=settings.result_ttl,
             **kwargs,
         )
-        assert isinstance(w, Worker)
         assert type(w) is PlainWorker
         workers.append(w)
         return w
