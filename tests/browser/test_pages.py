@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -230,3 +231,24 @@ def test_a_hundred_tasks_at_once_in_one_row(
     assert batches == [100]  # one request for the hundred
     assert page.locator("#jobs progress").evaluate("p => [p.value, p.max]") == [100, 100]
     page.screenshot(path=tmp_path / "batch.png", full_page=True)
+
+
+def test_the_any_kind_form_starts_valid_and_a_422_names_the_field(
+    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str], page: Page
+) -> None:
+    env["SLEEP_SCALE"] = "0.01"
+    url = start_web()
+    start_worker()
+    page.goto(url + "/")
+    kinds = page.get_by_label("Kind", exact=True)
+    expect(kinds.locator("option")).to_have_count(3)
+    args = page.get_by_label("Arguments (JSON)")
+    for name in ("run_sleep_task", "send_notification"):  # the report needs a token: the form says so
+        kinds.select_option(name)
+        page.get_by_role("button", name="Queue").click()
+        expect(page.locator("#jobs tr").first.locator(".status")).to_have_text("SUCCESS", timeout=20_000)
+        expect(page.locator("#alert")).not_to_have_class(re.compile("shown"))
+    assert "ada@example.com" in args.input_value()  # a required e-mail starts as an address, not ""
+    args.fill('{"email": "not an address"}')
+    page.get_by_role("button", name="Queue").click()
+    expect(page.locator("#alert")).to_contain_text("args.email: value is not a valid email address")

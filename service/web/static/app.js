@@ -183,11 +183,22 @@ document.getElementById("report-form").addEventListener("submit", (event) => {
 const kindSelect = document.getElementById("kind");
 const argsInput = document.getElementById("args");
 
+// Arguments that fit the kind's schema, to start from: defaults, then a value of the right type and range for each
+// required field (an address for an e-mail field), so that the form's first click queues a job.
+function exampleValue(field) {
+  if (field.examples?.length) return field.examples[0];
+  if (field.type === "integer" || field.type === "number") return field.minimum ?? (field.exclusiveMinimum ?? -1) + 1;
+  if (field.type === "boolean") return false;
+  if (field.format === "email") return "ada@example.com";
+  if (field.type === "string") return "example".slice(0, field.maxLength ?? 7).padEnd(field.minLength ?? 0, "x");
+  return null;
+}
+
 function exampleArgs(schema) {
   const example = {};
   for (const [name, field] of Object.entries(schema.properties || {})) {
     if (field.default !== undefined) example[name] = field.default;
-    else if ((schema.required || []).includes(name)) example[name] = field.type === "integer" || field.type === "number" ? (field.minimum ?? 0) : "";
+    else if ((schema.required || []).includes(name)) example[name] = exampleValue(field);
   }
   return JSON.stringify(example);
 }

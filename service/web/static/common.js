@@ -32,7 +32,11 @@ async function api(method, path, { body, token } = {}) {
     let detail = response.statusText;
     try {
       const payload = await response.json();
-      detail = Array.isArray(payload.detail) ? payload.detail.map((d) => d.msg).join("; ") : payload.detail;
+      // A validation error names its field: "args.email: value is not a valid email address".
+      const where = (d) => (d.loc || []).filter((part) => part !== "body").join(".");
+      detail = Array.isArray(payload.detail)
+        ? payload.detail.map((d) => (where(d) ? `${where(d)}: ${d.msg}` : d.msg)).join("; ")
+        : payload.detail;
     } catch (_) { /* not JSON */ }
     const retry = response.headers.get("Retry-After");
     showError(`${response.status}: ${detail}${retry ? ` (try again in ${retry} s)` : ""}`);
