@@ -57,12 +57,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    """The project's own valkey-server on a free port, in memory; never the machine's server on 6379."""
-    server = ValkeyServer(free_port(), tmp_path_factory.mktemp("valkey"))
-    server.start()
-    yield server
-    server.stop()
+def redis_server(job_redis_server: ValkeyServer) -> ValkeyServer:
+    """The project's own valkey-server on a free port, in memory, one per test process (the plugin's, which teams
+    use too: `service.testing`); never the machine's server on 6379."""
+    return job_redis_server
 
 
 @pytest.fixture
