@@ -177,6 +177,7 @@ def _snapshot(job_id: str, replies: list[Any]) -> Snapshot | None:
         worker=record.get(Field.WORKER, b"").decode() or None,
         queue=record.get(Field.QUEUE, DEFAULT_QUEUE.encode()).decode(),
         scheduled_for=_ms_to_datetime(record.get(Field.SCHEDULED_FOR)),
+        next_try_at=_ms_to_datetime(int(float(score))) if status is Status.RETRY and score is not None else None,
     )
     kwargs = source.get("k")
     traceback, retried_as = record.get(Field.TRACEBACK), record.get(Field.RETRIED_AS)

@@ -46,6 +46,11 @@ class JobView(BaseModel):
     worker: str | None = Field(default=None, description="the worker process that ran (or runs) its latest try")
     queue: str = Field(default="default", description="the queue it waits in (its kind's)")
     scheduled_for: datetime | None = Field(default=None, description="when it was enqueued to run; null if at once")
+    next_try_at: datetime | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="for a RETRY: when its next try is due (its back-off ends)",
+    )
     tries: list[TryOut] | None = Field(
         default=None,
         exclude_if=lambda value: value is None,

@@ -2,6 +2,7 @@
 the one-time sign-in link, charts and workers; and what a non-admin does not see."""
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -142,3 +143,18 @@ def test_a_non_admin_sees_none_of_the_admin_views(
     expect(page.locator("#detail-error")).to_contain_text("PermanentFailure")
     expect(page.locator("#detail-error")).not_to_contain_text("Traceback")
     screenshot(page, tmp_path, "dashboard-non-admin.png")
+
+
+def test_a_retry_says_which_try_and_when_the_next_one_runs(
+    start_web: Callable[[], str], start_worker: Callable[[], Proc], env: dict[str, str], page: Page
+) -> None:
+    env |= {"SLEEP_SCALE": "0.01", "RETRY_BACKOFF_SCALE": "60"}  # the first back-off: 30-60 s, time to look at it
+    url = start_web()
+    start_worker()
+    job_id = httpx.post(f"{url}/send-notification/flaky@example.com").json()["task_id"]
+    page.goto(url + "/dashboard")
+    page.get_by_label("Bearer token of an admin").fill(create_token("ops", env["SECRET_KEY"], admin=True))
+    page.get_by_role("button", name="Show").click()
+    page.get_by_label("Status").select_option("RETRY")
+    row = page.locator("#jobs tr").filter(has_text=job_id[:8])
+    expect(row.locator(".status")).to_have_text(re.compile(r"^RETRY, try 1 of 5, next at \d"), timeout=20_000)

@@ -3,6 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,14 @@ async def test_transient_failures_read_retry_then_succeed(
         assert view["error"] == {"type": "TransientFailure", "message": "451 mailbox busy, try again later"}
         task = (await client.get(f"/tasks/{job_id}")).json()
         assert task == IsPartialDict(task_status="RETRY", task_result="451 mailbox busy, try again later")
-        # Backed off: the next try is scheduled later than this one started.
-        assert await arq_pool.zscore("arq:queue", job_id) > before_ms
+        # Backed off: the next try is scheduled later than this one started, and the view says when.
+        next_ms = await arq_pool.zscore("arq:queue", job_id)
+        assert next_ms > before_ms
+        assert datetime.fromisoformat(view["next_try_at"]).timestamp() * 1000 == int(next_ms)
     await worker().main()
-    assert await status_of(client, job_id) == IsPartialDict(status="SUCCESS", attempt=3, error=None)
+    done = await status_of(client, job_id)
+    assert done == IsPartialDict(status="SUCCESS", attempt=3, error=None)
+    assert "next_try_at" not in done
     assert len(settings.notifications_log.read_text().splitlines()) == 1
 
 

@@ -46,6 +46,9 @@ function fillTable(id, rows) {
   }));
 }
 
+const MAX_TRIES = {};  // each kind's max_tries, from GET /kinds
+loadKinds().then((kinds) => kinds.forEach((k) => { MAX_TRIES[k.name] = k.max_tries; })).catch(() => {});
+
 function statusOf(status) {
   const span = text("span", status);
   span.className = "status " + status;
@@ -146,8 +149,18 @@ function listQuery(cursor) {
   return query;
 }
 
+// A RETRY says which try ended and when the next one runs: "RETRY, try 2 of 5, next at 12:03:04".
+function statusCell(job) {
+  const cell = statusOf(job.status);
+  if (job.status !== "RETRY") return cell;
+  const max = MAX_TRIES[job.name];
+  const next = job.next_try_at ? `, next at ${new Date(job.next_try_at).toLocaleTimeString()}` : "";
+  cell.textContent = `RETRY, try ${job.attempt}${max ? ` of ${max}` : ""}${next}`;
+  return cell;
+}
+
 function fillJobs(jobs) {
-  fillTable("jobs", jobs.map((j) => [j.name, text("code", short(j.id)), statusOf(j.status), j.queue, time(j.enqueued_at),
+  fillTable("jobs", jobs.map((j) => [j.name, text("code", short(j.id)), statusCell(j), j.queue, time(j.enqueued_at),
     j.scheduled_for ? time(j.scheduled_for) : "-", j.owner || "-", jobActions(j)]));
 }
 
