@@ -203,12 +203,12 @@ async def jobs_retry_failed(jobs: Jobs, args: argparse.Namespace) -> None:
 async def queues_list(jobs: Jobs, args: argparse.Namespace) -> None:
     queues, _ = await read_queues(jobs.redis, queues_of(jobs.kinds))
     if args.json:
-        _print_json({"items": [asdict(q) for q in queues]})
+        _print_json({"items": [{**asdict(q), "due": q.due} for q in queues]})
         return
-    table = _table("queue", "due", "scheduled", "oldest due", "workers")
+    table = _table("queue", "waiting", "running", "scheduled", "oldest waiting", "workers")
     for q in queues:
         workers = str(q.workers) if q.workers else "[red]0[/]"
-        table.add_row(q.name, str(q.due), str(q.scheduled), _duration(q.oldest_due_s), workers)
+        table.add_row(q.name, str(q.waiting), str(q.running), str(q.scheduled), _duration(q.oldest_due_s), workers)
     _console().print(table)
 
 

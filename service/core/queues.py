@@ -5,42 +5,74 @@ import time
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 
 from service.core import keys
+from service.core.scripts import LuaScript
 from service.core.workers import WorkerInfo, alive_workers
+
+# Running jobs are counted among the first RUNNING_LOOK_AT due entries of a queue: a job stays in its queue while it
+# runs, and the workers take jobs from the head, so the running ones are there (however many thousands wait).
+RUNNING_LOOK_AT = 1000
+
+# For each queue: due jobs, how many of them run (claimed), those not due yet, and the score of the oldest due job
+# that waits (false if none). KEYS: the queues. ARGV: now ms, arq's in-progress prefix, RUNNING_LOOK_AT.
+QUEUES = LuaScript(
+    "read_queues",
+    """
+local out = {}
+for q = 1, #KEYS do
+  local running, oldest = 0, false
+  local head = redis.call('ZRANGEBYSCORE', KEYS[q], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+  for i = 1, #head, 2 do
+    if redis.call('EXISTS', ARGV[2] .. head[i]) == 1 then
+      running = running + 1
+    elseif not oldest then
+      oldest = head[i + 1]
+    end
+  end
+  out[q] = {redis.call('ZCOUNT', KEYS[q], '-inf', ARGV[1]), running,
+            redis.call('ZCOUNT', KEYS[q], '(' .. ARGV[1], '+inf'), oldest}
+end
+return out
+""",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     name: str
-    due: int  # due to run: waiting for a worker, or running (a job stays in its queue while it runs)
+    waiting: int  # due to run, and no worker has taken it yet
+    running: int  # taken by a worker (a job stays in its queue while it runs)
     scheduled: int  # not due yet: scheduled for later, or a retry waiting out its back-off
-    oldest_due_s: float  # how long the longest-due job has been due (0 when none is)
+    oldest_due_s: float  # how long the longest-waiting due job has waited (0 when none waits)
     workers: int  # live worker processes that take jobs from it
+
+    @property
+    def due(self) -> int:
+        """Due now: waiting or running."""
+        return self.waiting + self.running
 
 
 async def read_queues(
     redis: ArqRedis, queues: list[str], now_s: float | None = None
 ) -> tuple[list[QueueStats], list[WorkerInfo]]:
-    """Each queue's figures, and the live workers they were counted from; one round trip for the queues."""
+    """Each queue's figures, and the live workers they were counted from."""
     now_s = time.time() if now_s is None else now_s
     now_ms = int(now_s * 1000)
-    async with redis.pipeline(transaction=False) as pipe:
-        for queue in queues:
-            pipe.zcount(keys.queue_key(queue), "-inf", now_ms)
-            pipe.zcount(keys.queue_key(queue), f"({now_ms}", "+inf")
-            pipe.zrangebyscore(keys.queue_key(queue), "-inf", now_ms, start=0, num=1, withscores=True)
-        replies = await pipe.execute()
+    replies = await QUEUES.run(
+        redis, [keys.queue_key(q) for q in queues], [now_ms, in_progress_key_prefix, RUNNING_LOOK_AT]
+    )
     workers = await alive_workers(redis, now_s)
     stats = []
-    for n, queue in enumerate(queues):
-        due, scheduled, first = replies[3 * n : 3 * n + 3]
+    for queue, (due, running, scheduled, oldest) in zip(queues, replies, strict=True):
         stats.append(
             QueueStats(
                 name=queue,
-                due=int(due),
+                waiting=int(due) - int(running),
+                running=int(running),
                 scheduled=int(scheduled),
-                oldest_due_s=(now_ms - first[0][1]) / 1000 if first else 0.0,
+                oldest_due_s=max(0.0, (now_ms - float(oldest)) / 1000) if oldest else 0.0,
                 workers=sum(queue in w.get("queues", [queue]) for w in workers),
             )
         )

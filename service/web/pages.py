@@ -37,6 +37,8 @@ static_files = StaticFiles(directory=STATIC)
 class QueueOut(BaseModel):
     name: str
     depth: int  # due now (waiting or running)
+    waiting: int  # due, and no worker has taken it yet
+    running: int  # taken by a worker
     scheduled: int  # not due yet
     history: list[int | None]  # due jobs per minute over the last hour, as the workers' heartbeats saw them
 
@@ -155,7 +157,15 @@ async def dashboard_data(arq: ArqRedis, kinds: Kinds) -> DashboardOut:
             for k in kinds.values()
         ],
         queues=[
-            QueueOut(name=q.name, depth=q.due, scheduled=q.scheduled, history=charts.depth[q.name]) for q in queues
+            QueueOut(
+                name=q.name,
+                depth=q.due,
+                waiting=q.waiting,
+                running=q.running,
+                scheduled=q.scheduled,
+                history=charts.depth[q.name],
+            )
+            for q in queues
         ],
         workers=await _workers(arq, now),
         throughput=[

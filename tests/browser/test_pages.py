@@ -150,7 +150,7 @@ def test_kinds_queues_and_a_task_in_ten_seconds(
     queues = page.locator("#queues tr")
     expect(queues).to_have_count(2)  # one row per queue
     expect(queues.first).to_contain_text("default")
-    expect(queues.first.locator("td").nth(2)).to_have_text("1")  # the task scheduled in 10 s
+    expect(queues.first.locator("td").nth(3)).to_have_text("1")  # the task scheduled in 10 s
     expect(page.get_by_label("Name").locator("option")).to_have_count(5)  # any, the three kinds, webhooks
     expect(page.locator("#jobs tr").first).to_contain_text("default")
     page.screenshot(path=tmp_path / "dashboard-queues.png", full_page=True)

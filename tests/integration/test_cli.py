@@ -111,7 +111,7 @@ def test_queues_kinds_and_workers(env: Settings, arq_pool: Any, capsys: pytest.C
     assert (queues["default"]["due"], queues["default"]["scheduled"], queues["default"]["workers"]) == (0, 1, 0)
     status, out, _ = run(capsys, "queues", "list")
     assert status == 0
-    assert out.splitlines()[0].split() == ["queue", "due", "scheduled", "oldest", "due", "workers"]
+    assert out.splitlines()[0].split() == ["queue", "waiting", "running", "scheduled", "oldest", "waiting", "workers"]
 
     kinds = [k["name"] for k in as_json(capsys, "kinds", "list")["items"]]
     assert kinds[:3] == ["run_sleep_task", "send_notification", "generate_report"]

@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from service.core import keys
 from service.core.enqueue import ENQUEUE, NewJob, abort, enqueue, enqueue_many, prepare
 from service.core.exceptions import QuotaExceeded
+from service.core.queues import read_queues
 from service.core.reads import read_job
 from service.core.record import Field
 from service.core.scripts import SCRIPTS, run_pipeline
@@ -26,7 +27,7 @@ async def claim(redis: ArqRedis, queues: list[str], free: int) -> tuple[list[str
 
 
 def test_every_script_has_a_name_and_one_sha() -> None:
-    assert set(SCRIPTS) == {"enqueue", "abort", "read_job", "read_task_state", "take", "sample_depth"}
+    assert set(SCRIPTS) == {"enqueue", "abort", "read_job", "read_task_state", "take", "sample_depth", "read_queues"}
     assert len({script.sha for script in SCRIPTS.values()}) == len(SCRIPTS)
 
 
@@ -100,3 +101,15 @@ async def test_a_job_queued_by_plain_arq_code_is_read_and_taken(arq_pool: ArqRed
     assert [(c.job_id, c.recorded) for c in claimed] == [(job.job_id, False)]  # arq's long claim: no record to renew
     assert await arq_pool.pttl(f"arq:in-progress:{job.job_id}") > 10_000
     assert not await arq_pool.exists(keys.job_record(job.job_id))  # nor does the take script make one
+
+
+async def test_a_queue_counts_its_running_jobs_apart_from_the_waiting_ones(arq_pool: ArqRedis) -> None:
+    first = (await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)).job_id
+    await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60)
+    await enqueue(arq_pool, "run_sleep_task", {"type": 0}, record_ttl_s=60, run_at_ms=int((time.time() + 60) * 1000))
+    await arq_pool.zadd(keys.queue_key("default"), {first: int((time.time() - 30) * 1000)})  # due 30 s ago
+    assert (await claim(arq_pool, ["default"], free=1))[0] == [first]  # running now
+    ((default, reports), _) = await read_queues(arq_pool, ["default", "reports"])
+    assert (default.waiting, default.running, default.due, default.scheduled) == (1, 1, 2, 1)
+    assert 0 <= default.oldest_due_s < 20  # the waiting one's, not the running one's (due 30 s ago)
+    assert (reports.waiting, reports.running, reports.scheduled, reports.oldest_due_s) == (0, 0, 0, 0.0)

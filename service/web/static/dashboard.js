@@ -91,7 +91,7 @@ function fillSelect(id, entries) {
 function render(data) {
   fillSelect("name-filter", data.kinds.map((k) => [k.name, `${k.title} (${k.name})`]));
   fillSelect("queue-filter", data.queues.map((q) => [q.name, q.name]));
-  fillTable("queues", data.queues.map((q) => [q.name, String(q.depth), String(q.scheduled)]));
+  fillTable("queues", data.queues.map((q) => [q.name, String(q.waiting), String(q.running), String(q.scheduled)]));
   fillTable("schedules", data.kinds.filter((k) => k.schedule).map((k) => [k.title, text("code", k.schedule), time(k.next_run)]));
   fillTable("workers", data.workers.map((w) => [text("code", w.id), w.host, (w.queues || []).join(", "), String(w.running),
     String(w.jobs_done), new Date(w.last_seen).toLocaleTimeString(), statusOf(w.check ? "passing" : "failing")]));
