@@ -90,7 +90,11 @@ async def render_metrics(redis: ArqRedis, kinds: Kinds) -> bytes:
         _per_queue(
             "arqjobs_jobs_scheduled", "Jobs not due yet (scheduled, or a retry waiting out its back-off)", scheduled
         ),
-        _per_queue("arqjobs_oldest_due_job_age_seconds", "How long the longest-due job has been due", oldest),
+        _per_queue(
+            "arqjobs_oldest_due_job_age_seconds",
+            "How long the longest-waiting due job has waited (running jobs left out)",
+            oldest,
+        ),
         GaugeMetricFamily("arqjobs_jobs_in_progress", "Jobs running now", value=sum(w["running"] for w in workers)),
         GaugeMetricFamily("arqjobs_workers", "Live worker processes", value=len(workers)),
     ]
