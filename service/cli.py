@@ -203,7 +203,8 @@ async def jobs_retry_failed(jobs: Jobs, args: argparse.Namespace) -> None:
 async def queues_list(jobs: Jobs, args: argparse.Namespace) -> None:
     queues, _ = await read_queues(jobs.redis, queues_of(jobs.kinds))
     if args.json:
-        _print_json({"items": [{**asdict(q), "due": q.due} for q in queues]})
+        # "depth": the contract's word for the jobs due (waiting or running); "paused" comes with flow control.
+        _print_json({"items": [{**asdict(q), "depth": q.due} for q in queues]})
         return
     table = _table("queue", "waiting", "running", "scheduled", "oldest waiting", "workers")
     for q in queues:
