@@ -158,3 +158,34 @@ def test_a_retry_says_which_try_and_when_the_next_one_runs(
     page.get_by_label("Status").select_option("RETRY")
     row = page.locator("#jobs tr").filter(has_text=job_id[:8])
     expect(row.locator(".status")).to_have_text(re.compile(r"^RETRY, try 1 of 5, next at \d"), timeout=20_000)
+
+
+# The cells of the jobs table whose content takes more than one line: a range over a cell's content has a box per
+# line fragment, and a wrapped date or a wrapped row of buttons puts one a line lower (a button sits a few px below
+# text, by its margin: under half a line).
+WRAPPED_CELLS = """() => [...document.querySelectorAll('#jobs td')].filter((cell) => {
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  const tops = [...range.getClientRects()].map((r) => r.top);
+  return tops.length > 0 && Math.max(...tops) - Math.min(...tops) > 12;
+}).map((cell) => cell.textContent)"""
+
+
+def test_tables_do_not_wrap_at_1280_and_scroll_in_their_section_at_390(
+    start_web: Callable[[], str], env: dict[str, str], page: Page
+) -> None:
+    url = start_web()  # no worker: the jobs stay queued, each row with its dates and four buttons
+    with httpx.Client(base_url=url) as http:
+        for task_type in (0, 1, 2, 3, 3):
+            http.post("/jobs", json={"name": "run_sleep_task", "args": {"type": task_type}, "delay_s": 600})
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(url + "/dashboard")
+    page.get_by_label("Bearer token of an admin").fill(create_token("ops", env["SECRET_KEY"], admin=True))
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#jobs tr")).to_have_count(5)
+    assert page.evaluate(WRAPPED_CELLS) == []  # one line each
+    page.set_viewport_size({"width": 390, "height": 844})
+    section = page.locator("section", has=page.locator("#jobs"))
+    assert section.evaluate("s => s.scrollWidth > s.clientWidth")  # the table scrolls in its section
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")  # the page does not
+    assert page.evaluate(WRAPPED_CELLS) == []
