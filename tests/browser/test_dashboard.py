@@ -158,6 +158,10 @@ def test_a_retry_says_which_try_and_when_the_next_one_runs(
     page.get_by_label("Status").select_option("RETRY")
     row = page.locator("#jobs tr").filter(has_text=job_id[:8])
     expect(row.locator(".status")).to_have_text(re.compile(r"^RETRY, try 1 of 5, next at \d"), timeout=20_000)
+    # Its id is a link to its detail, with an address to copy.
+    row.get_by_role("link", name=job_id[:8]).click()
+    expect(page.locator("#detail-status")).to_have_text("RETRY")
+    assert page.url.endswith(f"#job={job_id}")
 
 
 # The cells of the jobs table whose content takes more than one line: a range over a cell's content has a box per

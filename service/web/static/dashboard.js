@@ -66,6 +66,15 @@ async function act(path, method = "POST", body = undefined) {
   return answer;
 }
 
+// A job's short id as a link to its detail (#job=<id>: the address can be copied, and the hash change opens it).
+function jobLink(job) {
+  const link = document.createElement("a");
+  link.href = `#job=${job.id}`;
+  link.append(text("code", short(job.id)));
+  link.title = `${job.name} ${job.id}`;
+  return link;
+}
+
 function jobActions(job) {
   const open = actionButton("Open", () => openJob(job.id));
   if (!TERMINAL.has(job.status)) return group([open, actionButton("Abort", () => act(`/jobs/${job.id}/abort`))]);
@@ -106,7 +115,7 @@ function render(data) {
   ], { decimals: 3 });
   drawChart(byId("chart-depth"), minutes, data.queues.map((q, i) => (
     { name: q.name, values: q.history, kind: "line", cls: `s-${i % 4}` })));
-  fillTable("failed", data.failed.map((j) => [j.name, text("code", short(j.id)), `${j.error.type}: ${j.error.message}`,
+  fillTable("failed", data.failed.map((j) => [j.name, jobLink(j), `${j.error.type}: ${j.error.message}`,
     group([actionButton("Open", () => openJob(j.id)), actionButton("Retry", () => act(`/jobs/${j.id}/retry`))])]));
 }
 
@@ -160,7 +169,7 @@ function statusCell(job) {
 }
 
 function fillJobs(jobs) {
-  fillTable("jobs", jobs.map((j) => [j.name, text("code", short(j.id)), statusCell(j), j.queue, time(j.enqueued_at),
+  fillTable("jobs", jobs.map((j) => [j.name, jobLink(j), statusCell(j), j.queue, time(j.enqueued_at),
     j.scheduled_for ? time(j.scheduled_for) : "-", j.owner || "-", jobActions(j)]));
 }
 
