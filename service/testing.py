@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import pytest
 import pytest_asyncio
 import redis
+from arq.connections import ArqRedis
 from arq.constants import retry_key_prefix
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -178,7 +179,7 @@ async def run_due_jobs(settings: Settings, max_jobs: int = MAX_JOBS_PER_RUN) -> 
     return ran
 
 
-async def _due(reader: Any, queue_keys: list[str]) -> int:
+async def _due(reader: ArqRedis, queue_keys: list[str]) -> int:
     now_ms = int(time.time() * 1000)
     async with reader.pipeline(transaction=False) as pipe:
         for key in queue_keys:
@@ -186,7 +187,7 @@ async def _due(reader: Any, queue_keys: list[str]) -> int:
         return sum(await pipe.execute())
 
 
-async def _skip_backoff(reader: Any, queue_keys: list[str]) -> bool:
+async def _skip_backoff(reader: ArqRedis, queue_keys: list[str]) -> bool:
     """Make due now every job waiting out a retry's back-off (one that a try has started), not the ones scheduled for
     later; whether there was any."""
     now_ms = int(time.time() * 1000)

@@ -337,10 +337,9 @@ class ServiceWorker(Worker):
             if finish:
                 # A timeout fails the job outside its own code (no traceback noted): the result says so too.
                 failed_name = _failed_function(result_data)
-                failed = failed_name is not None
                 if result_data:
                     expire = None if keep_result_forever else result_timeout_s
-                    if failed:
+                    if failed_name is not None:
                         expire = self.settings.failed_ttl
                     tr.set(job.result, result_data, px=to_ms(expire))
                 if failed_name is not None:
@@ -365,10 +364,9 @@ class ServiceWorker(Worker):
             tr.zrem(self._queue_of(job_id), job_id)
             keep_result = self.keep_result_forever or self.keep_result_s > 0
             failed_name = _failed_function(result_data)
-            failed = failed_name is not None
             if result_data is not None and keep_result:
                 expire = 0 if self.keep_result_forever else self.keep_result_s
-                tr.set(job.result, result_data, px=to_ms(self.settings.failed_ttl if failed else expire))
+                tr.set(job.result, result_data, px=to_ms(self.settings.failed_ttl if failed_name else expire))
             if failed_name is not None:  # arq failed it without running it: unknown, unreadable, out of tries
                 self._keep_failure(tr, job_id, "")
                 self.metrics.add_failure(failed_name)
