@@ -1,5 +1,6 @@
 """A job's changes: announced on its pub/sub channel (`announce`, the one place Python says "the job changed"; the
-Lua scripts use `record.LUA_ANNOUNCE`), and followed as a stream of views (no polling)."""
+Lua scripts use `record.LUA_ANNOUNCE`), and followed as a stream of views (`job_events`, for SSE) or by many
+waiters on one subscription (`JobChanges`, for the Python client's handles). No polling."""
 
 import asyncio
 import contextlib
