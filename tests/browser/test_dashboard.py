@@ -193,3 +193,26 @@ def test_tables_do_not_wrap_at_1280_and_scroll_in_their_section_at_390(
     assert section.evaluate("s => s.scrollWidth > s.clientWidth")  # the table scrolls in its section
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")  # the page does not
     assert page.evaluate(WRAPPED_CELLS) == []
+
+
+def test_signed_out_the_dashboard_says_how_to_sign_in_and_hides_the_token(
+    start_web: Callable[[], str], env: dict[str, str], page: Page, tmp_path: Path
+) -> None:
+    url = start_web()
+    page.goto(url + "/dashboard")
+    help_text = page.locator("#signed-out-help")
+    expect(help_text).to_contain_text("python -m service signin-link YOUR_NAME --admin")
+    expect(page.get_by_role("heading", name="Workers")).to_be_hidden()  # no empty skeleton
+    link = signin_link(env, url)
+    page.goto("about:blank")  # the link loads the page anew (only its hash differs from /dashboard)
+    page.goto(link)
+    expect(page.locator("#notice")).to_contain_text("Signed in as ops (admin)")
+    expect(page.get_by_role("heading", name="Workers")).to_be_visible()
+    expect(help_text).to_be_hidden()
+    assert page.get_by_label("Bearer token of an admin").get_attribute("type") == "password"  # not on screen
+    screenshot(page, tmp_path, "dashboard-signed-in.png")
+    # The same link again, in a new tab, signed out: it says how to get another.
+    again = page.context.new_page()
+    again.goto(link)
+    expect(again.locator("#alert")).to_contain_text("python -m service signin-link USER --admin")
+    expect(again.get_by_role("heading", name="Workers")).to_be_hidden()

@@ -31,7 +31,10 @@ async def exchange_code(body: SignInIn, arq: ArqDep, settings: SettingsDep) -> S
     """The bearer token a one-time sign-in link stands for; the link works once, for ten minutes."""
     token = await signin.redeem(arq, body.code)
     if token is None:
-        raise NotAuthenticated("this sign-in link was already used or has expired; ask for a new one")
+        raise NotAuthenticated(
+            "this sign-in link was already used or has expired; get a new one with "
+            "`python -m service signin-link USER --admin` (make run prints one as it starts)"
+        )
     try:
         user = verify_token(token, settings.secret_key)
     except InvalidToken as e:  # signed with a SECRET_KEY since replaced

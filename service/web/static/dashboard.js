@@ -309,7 +309,13 @@ function openFromAddress() {
   if (opened && opened[1] !== detail?.id) openJob(opened[1]);
 }
 
+// Signed out, the page is its sign-in section alone (with how to get a link), not an empty skeleton.
+function showSignedIn(signedIn) {
+  document.body.classList.toggle("signed-out", !signedIn);
+}
+
 function start() {
+  showSignedIn(true);
   sessionStorage.setItem("adminToken", token());
   connect();
   restartPaging();
@@ -340,6 +346,8 @@ byId("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem("adminToken");
   tokenInput.value = "";
   byId("live").textContent = "not connected";
+  showSignedIn(false);
 });
 
+showSignedIn(Boolean(token()));
 signInFromLink().then(() => { if (token()) start(); });
